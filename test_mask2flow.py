@@ -1,0 +1,260 @@
+"""Property tests of the model: each part does what the paper's equations say.
+Runs on CPU, and on CUDA too when a GPU is present (the `device` parametrisation)."""
+
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from mask2flow import (CONFIGS, Config, Mask2Flow, compress, count_parameters, decompress, istft,
+                       si_sdr, stft, straight_path)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+TINY = CONFIGS["tiny"]
+settings.register_profile("default", max_examples=15, deadline=None)
+settings.load_profile("default")
+
+
+def tiny_model(device, **overrides):
+    torch.manual_seed(0)
+    return Mask2Flow(dataclasses.replace(TINY, **overrides)).to(device)
+
+
+def random_audio(seed, *shape, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g).to(device)
+
+
+class Oracle(torch.nn.Module):
+    """A velocity network that knows the answer: v = x1 - x0 everywhere."""
+
+    def __init__(self, x0, x1):
+        super().__init__()
+        self.u = x1 - x0
+
+    def forward(self, xt, t, y, spk):
+        return self.u
+
+# --- the signal front end ---
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(B=st.integers(1, 3), L=st.integers(1, 5000), seed=st.integers(0, 2**16))
+def test_stft_matches_torch_stft(device, B, L, seed):
+    x = random_audio(seed, B, L, device=device)
+    ours = stft(x, 512, 128)
+    ref = torch.stft(x, 512, 128, window=torch.hann_window(512, device=device), center=True,
+                     pad_mode="constant", return_complex=True)
+    ref = torch.stack([ref.real, ref.imag], dim=1)
+    assert ours.shape == ref.shape == (B, 2, 257, 1 + L // 128)
+    assert (ours - ref).abs().max() <= 1e-4 * ref.abs().max() + 1e-6
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(B=st.integers(1, 3), L=st.integers(1, 5000), n_fft=st.sampled_from([256, 512]),
+       seed=st.integers(0, 2**16))
+def test_istft_inverts_stft_for_any_length(device, B, L, n_fft, seed):
+    x = random_audio(seed, B, L, device=device)
+    y = istft(stft(x, n_fft, n_fft // 4), n_fft, n_fft // 4, L)
+    assert y.shape == x.shape
+    assert (y - x).abs().max() <= 1e-5 * x.abs().max().clamp_min(1)
+
+
+@given(seed=st.integers(0, 2**16), log_scale=st.floats(-4, 3))
+def test_compression_is_invertible_and_keeps_phase(seed, log_scale):
+    X = random_audio(seed, 2, 2, 33, 7) * 10 ** log_scale
+    Xc = compress(X, 0.5, 0.15)
+    assert torch.allclose(decompress(Xc, 0.5, 0.15), X, rtol=1e-4, atol=1e-6 * 10 ** log_scale)
+    mag, magc = X.norm(dim=1), Xc.norm(dim=1)
+    assert torch.allclose(magc, 0.15 * mag.sqrt(), rtol=1e-4, atol=1e-6)  # |c| = beta |X|^alpha
+    cos = (X * Xc).sum(1) / (mag * magc).clamp_min(1e-12)  # same angle
+    assert (cos[mag > 1e-6] > 1 - 1e-4).all()
+
+
+def test_si_sdr_closed_form():
+    ref = random_audio(0, 1, 16000)
+    noise = random_audio(1, 1, 16000)
+    noise = noise - (noise * ref).sum() / (ref * ref).sum() * ref  # orthogonal to the reference
+    noise = noise / noise.norm() * ref.norm() / 10  # 20 dB below
+    assert torch.allclose(si_sdr(3 * (ref + noise), ref), torch.tensor([20.0]), atol=1e-2)
+    assert si_sdr(ref, ref).item() > 60
+
+# --- module shapes and ranges ---
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(B=st.integers(1, 3), L=st.integers(1, 6000), Le=st.integers(200, 6000), seed=st.integers(0, 99))
+def test_shapes_and_ranges(device, B, L, Le, seed):
+    model = tiny_model(device).eval()
+    mix, ref = random_audio(seed, B, L, device=device), random_audio(seed + 1, B, Le, device=device)
+    Y = model.spec(mix)
+    spk = model.embed_speaker(ref)
+    mask = model.masker(Y, spk)
+    v = model.dit(Y, torch.rand(B, device=device), Y, spk)
+    assert Y.shape == v.shape == (B, 2, 257, 1 + L // 128)
+    assert mask.shape == (B, 1, 257, 1 + L // 128)
+    assert ((mask >= 0) & (mask <= 1)).all()
+    assert spk.shape == (B, TINY.spk_dim)
+    assert torch.allclose(spk.norm(dim=-1), torch.ones(B, device=device), atol=1e-5)
+    assert model.extract(mix, ref).shape == (B, L)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(Le=st.integers(300, 8000), pad=st.integers(1, 4000), seed=st.integers(0, 99))
+def test_speaker_embedding_ignores_zero_padding(device, Le, pad, seed):
+    model = tiny_model(device).eval()
+    for p in model.speaker.parameters():  # random weights, so the test does not pass by accident
+        torch.nn.init.normal_(p, std=0.2)
+    ref = random_audio(seed, 1, Le, device=device)
+    padded = torch.nn.functional.pad(ref, (0, pad))
+    lengths = torch.tensor([Le], device=device)
+    with torch.no_grad():
+        e = model.embed_speaker(ref)
+        e_padded = model.embed_speaker(padded, lengths)
+        e_unmasked = model.embed_speaker(padded)  # without lengths, the padding is signal
+    assert torch.allclose(e, e_padded, atol=1e-5)
+    if pad >= 1024:  # long padding read as silence moves the embedding
+        assert not torch.allclose(e, e_unmasked, atol=1e-3)
+
+
+def test_paper_preset_size():
+    model = Mask2Flow(CONFIGS["paper"])
+    assert 80e6 <= count_parameters(model) <= 90e6
+    assert count_parameters(Mask2Flow(TINY)) < 1e6
+
+
+def test_attention_fast_path_equals_written_out():
+    fast, slow = tiny_model("cpu", fast_attention=True), tiny_model("cpu", fast_attention=False)
+    for p in fast.dit.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    slow.load_state_dict(fast.state_dict())
+    Y = fast.spec(random_audio(0, 2, 4000))
+    spk = fast.embed_speaker(random_audio(1, 2, 4000))
+    t = torch.rand(2)
+    assert torch.allclose(fast.dit(Y, t, Y, spk), slow.dit(Y, t, Y, spk), atol=1e-5)
+
+# --- flow matching: the straight path and its target ---
+
+
+@given(t=st.floats(0, 1), seed=st.integers(0, 2**16))
+def test_straight_path(t, seed):
+    x0, x1 = random_audio(seed, 2, 2, 5, 3), random_audio(seed + 1, 2, 2, 5, 3)
+    assert torch.equal(straight_path(x0, x1, 0.0)[0], x0)
+    assert torch.allclose(straight_path(x0, x1, 1.0)[0], x1)
+    _, ut = straight_path(x0, x1, t)
+    tt = torch.tensor(t)
+    _, dxt_dt = torch.func.jvp(lambda s: straight_path(x0, x1, s)[0], (tt,), (torch.ones(()),))
+    assert torch.allclose(dxt_dt, ut, atol=1e-6)  # d x_t / dt = x1 - x0, for every t
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("start", ["masked", "mixture", "noise"])
+def test_flow_loss_is_zero_for_the_true_velocity(device, start):
+    model = tiny_model(device, start=start)
+    Y = model.spec(random_audio(0, 3, 4000, device=device))
+    x1 = model.spec(random_audio(1, 3, 4000, device=device))
+    spk = model.embed_speaker(random_audio(2, 3, 4000, device=device))
+    x0 = model.start(Y, spk)
+    assert model.flow_loss(x0, x1, Y, spk).item() > 0
+    model.dit = Oracle(x0, x1)
+    assert model.flow_loss(x0, x1, Y, spk).item() == 0
+
+# --- the Euler sampler ---
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(steps=st.integers(1, 16), seed=st.integers(0, 99))
+def test_euler_with_oracle_velocity_reaches_the_target(device, steps, seed):
+    model = tiny_model(device)
+    Y = model.spec(random_audio(seed, 2, 3000, device=device))
+    x1 = model.spec(random_audio(seed + 1, 2, 3000, device=device))
+    spk = model.embed_speaker(random_audio(seed + 2, 2, 3000, device=device))
+    x0 = model.start(Y, spk)
+    model.dit = Oracle(x0, x1)
+    xs = model.sample(x0, Y, spk, steps)
+    assert len(xs) == steps + 1 and torch.equal(xs[0], x0)
+    assert torch.allclose(xs[-1], x1, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_untrained_flow_returns_the_masked_spectrogram(device):
+    model = tiny_model(device).eval()  # adaLN-Zero: the fresh DiT predicts zero velocity
+    mix, ref = random_audio(0, 2, 8000, device=device), random_audio(1, 2, 5000, device=device)
+    wav0 = model.extract(mix, ref, steps=0)
+    wav1, xs = model.extract(mix, ref, steps=4, return_states=True)
+    assert all(torch.equal(x, xs[0]) for x in xs)
+    assert torch.equal(wav0, wav1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_items_are_independent(device):
+    model = tiny_model(device).eval()
+    for p in model.dit.parameters():  # a non-trivial flow
+        torch.nn.init.normal_(p, std=0.02)
+    mix, ref = random_audio(0, 4, 6000, device=device), random_audio(1, 4, 4000, device=device)
+    together = model.extract(mix, ref, steps=2)
+    for i in range(4):
+        alone = model.extract(mix[i:i + 1], ref[i:i + 1], steps=2)
+        assert torch.allclose(together[i:i + 1], alone, atol=1e-4 * alone.abs().max())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_extraction_is_scale_invariant(device):
+    model = tiny_model(device).eval()
+    mix, ref = random_audio(0, 1, 6000, device=device), random_audio(1, 1, 4000, device=device)
+    out = model.extract(mix, ref)
+    assert torch.allclose(model.extract(1e-3 * mix, 7 * ref), 1e-3 * out, atol=1e-4 * 1e-3 * out.abs().max())
+
+
+def test_save_and_load_gives_the_same_output(tmp_path):
+    model = tiny_model("cpu").eval()
+    torch.nn.init.normal_(model.dit.final.linear.weight, std=0.02)
+    torch.save({"config": dataclasses.asdict(model.cfg), "model": model.state_dict()}, tmp_path / "ckpt.pt")
+    ckpt = torch.load(tmp_path / "ckpt.pt")
+    loaded = Mask2Flow(Config(**ckpt["config"])).eval()
+    loaded.load_state_dict(ckpt["model"])
+    mix, ref = random_audio(0, 1, 6000), random_audio(1, 1, 4000)
+    assert torch.equal(model.extract(mix, ref), loaded.extract(mix, ref))
+
+# --- learning works ---
+
+
+def two_speaker_batch(device):
+    """One mixture of a low voice (tones < 1 kHz) and a high one (> 3 kHz), twice: with the low
+    voice's enrollment the target is the low voice, with the high one's the high voice."""
+    n = torch.arange(16000, device=device) / 16000
+
+    def voice(freqs, seed):
+        g = torch.Generator().manual_seed(seed)
+        phases = torch.rand(len(freqs), generator=g).to(device) * 6.28
+        am = 1 + 0.5 * torch.sin(2 * torch.pi * 3 * n + seed)  # syllable-like envelope
+        return am * sum(torch.sin(2 * torch.pi * f * n + ph) for f, ph in zip(freqs, phases)) / len(freqs)
+    low, high = voice([200, 330, 470, 610], 0), voice([3200, 3700, 4300, 5100], 1)
+    low_ref, high_ref = voice([180, 290, 420, 650], 2), voice([3100, 3900, 4500, 5000], 3)
+    mix = (low + high).expand(2, -1)
+    return mix, torch.stack([low, high]), torch.stack([low_ref, high_ref])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_tiny_model_overfits_one_batch_and_uses_the_enrollment(device):
+    torch.manual_seed(0)
+    model = tiny_model(device)
+    mix, target, ref = two_speaker_batch(device)
+    for stage, params in ((1, [*model.speaker.parameters(), *model.masker.parameters()]),
+                          (2, model.dit.parameters())):
+        opt = torch.optim.Adam(params, lr=3e-3)
+        losses = []
+        for _ in range(300):
+            loss = model(mix, target, ref, stage=stage)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+        assert last < first / 10, f"stage {stage}: loss {first:.4f} -> {last:.4f}"
+    model.eval()
+    out = model.extract(mix, ref, steps=1)  # the same mixture, two enrollments, two voices
+    assert (si_sdr(out, target) > 10).all(), si_sdr(out, target)
+    swapped = model.extract(mix, ref.flip(0), steps=1)
+    assert (si_sdr(swapped, target) < 0).all(), si_sdr(swapped, target)
