@@ -51,15 +51,19 @@ def istft(X, n_fft, hop, length):
     return y[:, n_fft // 2: n_fft // 2 + length]
 
 
+def magnitude(X, eps=1e-8):
+    """|X| of a (B, 2, F, T) spectrogram -> (B, 1, F, T), at least eps (finite gradients at 0)."""
+    return X.pow(2).sum(1, keepdim=True).clamp_min(eps * eps).sqrt()
+
+
 def compress(X, alpha, beta, eps=1e-8):
     """c(X) = beta |X|^alpha e^{j angle X}: evens out loud and quiet bins (SGMSE convention)."""
-    mag = X.norm(dim=1, keepdim=True).clamp_min(eps)  # (B, 1, F, T)
-    return beta * mag ** (alpha - 1) * X
+    return beta * magnitude(X, eps) ** (alpha - 1) * X
 
 
 def decompress(Xc, alpha, beta, eps=1e-8):
     """Inverse of compress: |X| = (|c| / beta)^(1 / alpha), phase unchanged."""
-    mag = Xc.norm(dim=1, keepdim=True).clamp_min(eps)
+    mag = magnitude(Xc, eps)
     return (mag / beta) ** (1 / alpha) / mag * Xc
 
 
@@ -152,27 +156,29 @@ class FiLM(nn.Module):
 
 
 class Masker(nn.Module):
-    """Y (compressed) -> mask in [0, 1]: 2-D convs with FiLM, then a BiLSTM over time."""
+    """Y (compressed) -> mask in [0, 1]: 2-D convs with FiLM (the first two halve the frequency
+    axis), then a BiLSTM over time and a linear layer back to every bin."""
 
     def __init__(self, cfg):
         super().__init__()
         C, H = cfg.mask_channels, cfg.mask_hidden
-        self.convs = nn.ModuleList([nn.Conv2d(3 if i == 0 else C, C, 3, padding=(1, 2 ** i), dilation=(1, 2 ** i))
-                                    for i in range(cfg.mask_layers)])  # dilated in time
+        self.convs = nn.ModuleList([nn.Conv2d(3 if i == 0 else C, C, 3, stride=(2 if i < 2 else 1, 1),
+                                              padding=(1, 2 ** i), dilation=(1, 2 ** i))
+                                    for i in range(cfg.mask_layers)])  # F/4 after two layers; dilated in time
         self.norms = nn.ModuleList([nn.GroupNorm(1, C) for _ in range(cfg.mask_layers)])
         self.films = nn.ModuleList([FiLM(cfg.spk_dim, C) for _ in range(cfg.mask_layers)])
         self.acts = nn.ModuleList([nn.PReLU(C) for _ in range(cfg.mask_layers)])
-        self.bottleneck = nn.Linear(C * cfg.n_freqs, H)
+        self.bottleneck = nn.Linear(C * ((cfg.n_freqs + 3) // 4), H)
         self.film = FiLM(cfg.spk_dim, H)
         self.lstm = nn.LSTM(H, H, num_layers=cfg.mask_lstm_layers, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * H, cfg.n_freqs)
 
     def forward(self, Y, spk):
         """Y (B, 2, F, T), spk (B, E) -> mask (B, 1, F, T)."""
-        h = torch.cat([Y, Y.norm(dim=1, keepdim=True)], dim=1)  # (B, 3, F, T) real, imag, magnitude
+        h = torch.cat([Y, magnitude(Y)], dim=1)  # (B, 3, F, T) real, imag, magnitude
         for conv, norm, film, act in zip(self.convs, self.norms, self.films, self.acts):
             h = act(film(norm(conv(h)), spk))  # (B, C, F, T)
-        h = h.flatten(1, 2).transpose(1, 2)  # (B, T, C * F)
+        h = h.flatten(1, 2).transpose(1, 2)  # (B, T, C * F/4)
         h = self.film(self.bottleneck(h).transpose(1, 2), spk).transpose(1, 2)  # (B, T, H)
         h, _ = self.lstm(h)  # (B, T, 2H)
         return torch.sigmoid(self.out(h)).transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
@@ -281,7 +287,7 @@ class Config:
     # stage 1 masker
     mask_channels: int = 8
     mask_layers: int = 4
-    mask_hidden: int = 32
+    mask_hidden: int = 64
     mask_lstm_layers: int = 1
     # stage 2 DiT
     patch: int = 4  # frames per token (32 ms)
