@@ -1,0 +1,101 @@
+"""End-to-end tests of train.py on a tiny LibriMix-layout corpus (a few steps of both stages)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import train
+from test_data import make_librimix
+
+TRAIN_PY = Path(__file__).parent / "train.py"
+
+
+def small(corpus, out, steps=(4, 3), batch=2):
+    """A few steps of both stages on half-second crops."""
+    return ["--data", str(corpus), "--out", str(out), "--max-steps", *map(str, steps), "--eval-every", "2",
+            "--eval-examples", "2", "--batch-size", str(batch), "--warmup", "1", "--log-every", "1",
+            "--segment", "0.5", "--enroll-segment", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus") / "LibriMix"
+    make_librimix(root, "train-100", 8)
+    make_librimix(root, "dev", 4)
+    return root
+
+
+def weights(path):
+    ckpt = torch.load(path, weights_only=False)
+    return ckpt["stage"], ckpt["step"], ckpt["model"], ckpt["ema"], ckpt["optimizer"]["state"]
+
+
+def same(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash_at", [3, 6])  # in stage 1, and in stage 2
+def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_run_does(corpus, tmp_path, monkeypatch, crash_at):
+    train.main(small(corpus, tmp_path / "a"))
+    real_save, calls = train.save_checkpoint, []
+
+    def crashing_save(state, path):
+        calls.append(path)
+        if len(calls) == crash_at:
+            raise RuntimeError("simulated crash")
+        real_save(state, path)
+    monkeypatch.setattr(train, "save_checkpoint", crashing_save)
+    with pytest.raises(RuntimeError):
+        train.main(small(corpus, tmp_path / "b"))
+    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    assert not list((tmp_path / "b").glob("*.tmp"))
+    train.main(["--out", str(tmp_path / "b"), "--resume"])  # the run's own settings come back
+    a, b = weights(tmp_path / "a" / "ckpt_last.pt"), weights(tmp_path / "b" / "ckpt_last.pt")
+    assert a[:2] == b[:2] == (2, 3)
+    assert same(a[2], b[2]) and same(a[3], b[3]) and same(a[4], b[4])
+    assert (tmp_path / "a" / "log.csv").read_text() == (tmp_path / "b" / "log.csv").read_text()
+
+
+def test_existing_run_is_never_overwritten(corpus, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="already holds a run"):
+        train.main(small(corpus, out))
+    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "/nonexistent/LibriMix"], "LibriMix"),
+    (["--resume"], "does not exist"),
+    (["--stage", "2"], "--stage 2 continues"),
+])
+def test_bad_invocations_are_one_line_errors(corpus, tmp_path, argv, message):
+    argv = small(corpus, tmp_path / "r") + argv
+    with pytest.raises(SystemExit, match=message):
+        train.main(argv)
+
+
+@pytest.mark.parametrize("start", ["mixture", "noise"])
+def test_baselines_train_with_the_same_code(corpus, tmp_path, start):
+    out = tmp_path / start
+    train.main(small(corpus, out, steps=(1,)) + ["--start", start])
+    ckpt = torch.load(out / "ckpt_best.pt", weights_only=False)
+    assert ckpt["config"]["start"] == start and ckpt["stage"] == 2
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(corpus, tmp_path):
+    """DistributedDataParallel on CPU (gloo): the same script, two ranks, only rank 0 writes."""
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                        "29517", str(TRAIN_PY), *small(corpus, out, steps=(2,), batch=1), "--device", "cpu"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("parameters,") == 1  # one process prints
+    assert torch.load(out / "ckpt_last.pt", weights_only=False)["step"] == 2

@@ -1,0 +1,317 @@
+"""
+Train Mask2Flow-TSE in two stages, as the paper does:
+  stage 1: speaker encoder + masker, loss || M * Y - S ||^2
+  stage 2: the DiT flow, with stage 1 frozen, loss || v(x_t, t) - (x1 - x0) ||^2
+
+    python train.py --data demo                      # the offline demo corpus (data.py demo)
+    python train.py --data LibriMix --config paper --device cuda
+    torchrun --nproc_per_node 4 train.py --data LibriMix --config paper
+    python train.py --out runs/NAME --resume         # continue where it stopped, with the run's settings
+
+A run folder holds ckpt_last.pt (to resume), ckpt_best.pt (best dev SI-SDR of the current stage),
+ckpt_stage1.pt (the masker stage 2 starts from) and log.csv.
+"""
+
+import argparse
+import copy
+import csv
+import dataclasses
+import math
+import os
+import random
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import data
+from mask2flow import CONFIGS, Config, Mask2Flow, si_sdr
+
+
+def get_lr(step, total, args):
+    """Linear warm-up, then cosine decay to lr / 10."""
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = min(1.0, (step - args.warmup) / max(1, total - args.warmup))
+    return args.lr / 10 + 0.5 * (1 + math.cos(math.pi * progress)) * (args.lr - args.lr / 10)
+
+
+@torch.no_grad()
+def update_ema(ema, model, step, decay):
+    """ema <- d ema + (1 - d) model, with d warming up so early averages are not stale."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - d)
+
+
+@torch.no_grad()
+def evaluate(model, dataset, n, device):
+    """Mean dev SI-SDR (dB) of the mixture, the mask (0 steps) and Mask2Flow (1 step)."""
+    model.eval()
+    scores = {"mixture": [], "mask": [], "flow1": []}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)  # noise start: the same draw every time; training RNG untouched
+        for i in range(min(n, len(dataset))):
+            ex = dataset[i]
+            mix, target = ex["mix"][None].to(device), ex["target"][None].to(device)
+            ref = ex["enroll"][None].to(device)
+            scores["mixture"].append(si_sdr(mix, target).item())
+            scores["mask"].append(si_sdr(model.extract(mix, ref, steps=0), target).item())
+            scores["flow1"].append(si_sdr(model.extract(mix, ref, steps=1), target).item())
+    model.train()
+    return {k: float(np.mean(v)) for k, v in scores.items()}
+
+
+def append_row(path, row):
+    """Append a dict as a CSV row, writing the header with the first one."""
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+
+
+def save_checkpoint(state, path):
+    """Write to a temporary file, then rename: a crash never leaves a broken checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def rng_state():
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(s):
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+    if torch.cuda.is_available() and s["cuda"]:
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def batches(dataset, args, start_step, rank, world):
+    """Batches for steps start_step, start_step + 1, ...: epoch e is a permutation seeded by
+    (seed, e), split across ranks, so a resumed run sees exactly the batches it would have."""
+    per_step = args.batch_size * world
+    n = len(dataset) // per_step
+    if n == 0:
+        raise data.DataError(f"{len(dataset)} training examples, fewer than one batch of {per_step}")
+    step = start_step
+    while True:
+        epoch, first = divmod(step, n)
+        dataset.set_epoch(epoch)
+        perm = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed + epoch))
+        index = [perm[(b * world + rank) * args.batch_size:][:args.batch_size].tolist() for b in range(first, n)]
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=index, collate_fn=data.collate,
+                                             num_workers=args.workers, generator=torch.Generator())  # not the global RNG
+        for batch in loader:
+            yield batch
+            step += 1
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="demo", help="'demo', 'LibriMix' ($LIBRIMIX or ./LibriMix) or a LibriMix folder")
+    p.add_argument("--noisy", action="store_true", help="train on mix_both (noise) instead of mix_clean")
+    p.add_argument("--freq", default="16k", choices=["16k", "8k"], help="which LibriMix wav folder to read")
+    p.add_argument("--mode", default="min", choices=["min", "max"])
+    p.add_argument("--train-split", default="train-100", help="e.g. train-100, train-360")
+    p.add_argument("--dev-split", default="dev")
+    p.add_argument("--segment", type=float, default=3.0, help="training crop, seconds")
+    p.add_argument("--enroll-segment", type=float, default=4.0, help="training enrollment crop, seconds")
+    p.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="model size preset")
+    p.add_argument("--stage", default="all", choices=["1", "2", "all"])
+    p.add_argument("--out", default=None, help="run folder (default runs/<data>-<config>-<start>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from ckpt_last.pt")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=8, help="per process")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=200, help="warm-up steps")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--max-steps", type=int, nargs="+", default=[20000], metavar="N",
+                   help="steps of stage 1 and stage 2 (one value: both); sets the learning-rate schedule")
+    p.add_argument("--max-minutes", type=float, nargs="+", default=None, metavar="M",
+                   help="wall-clock budget of stage 1 and stage 2 (one value: both)")
+    p.add_argument("--eval-every", type=int, default=500, help="validate and checkpoint every N steps")
+    p.add_argument("--eval-examples", type=int, default=32, help="dev examples per validation")
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--workers", type=int, default=0, help="data loading processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    model = p.add_argument_group("model (override any field of the --config preset)")
+    for f in dataclasses.fields(Config):
+        kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool") else type(f.default)
+        model.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, metavar=f.type.__name__.upper())
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # --- processes and devices: one by default, DistributedDataParallel under torchrun ---
+    ddp = "RANK" in os.environ
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda but no CUDA GPU is visible")
+    if ddp:
+        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        device = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}" if args.device == "cuda" else "cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    else:
+        rank, world, device = 0, 1, torch.device(args.device)
+    master = rank == 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    # --- the run folder: never silently overwritten ---
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    cfg = dataclasses.replace(CONFIGS[args.config], **overrides)
+    out = Path(args.out or f"runs/{Path(args.data).name}-{args.config}-{cfg.start}")
+    last = out / "ckpt_last.pt"
+    ckpt = None
+    if args.resume:
+        if not last.exists():
+            raise SystemExit(f"error: --resume but {last} does not exist")
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        cfg = Config(**ckpt["config"])
+        for k, v in ckpt["args"].items():  # a run resumes with its own data and schedule
+            if k not in ("resume", "out", "device", "stage", "max_minutes", "workers", "log_every", "compile"):
+                setattr(args, k, v)
+        with open(out / "log.csv", newline="") as f:  # rows past the checkpoint will be written again
+            rows = [r for r in csv.DictReader(f) if (int(r["stage"]), int(r["step"])) <= (ckpt["stage"], ckpt["step"])]
+        (out / "log.csv").unlink()
+        for r in rows:
+            append_row(out / "log.csv", r)
+    elif out.exists() and any(out.iterdir()):
+        raise SystemExit(f"error: {out} already holds a run; continue it with --resume or choose --out")
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # --- data ---
+    data_opts = {k: getattr(args, k) for k in ("data", "noisy", "freq", "mode", "train_split", "dev_split",
+                                               "segment", "enroll_segment")}
+    try:
+        root = data.resolve_root(args.data)
+        kw = dict(mix_type="noisy" if args.noisy else "clean", freq=args.freq, mode=args.mode,
+                  sample_rate=cfg.sample_rate, seed=args.seed)
+        train_set = data.LibriMix(root, args.train_split, segment=args.segment, enroll_segment=args.enroll_segment, **kw)
+        dev_set = data.LibriMix(root, args.dev_split, segment=None, **kw)
+    except (data.DataError, data.AudioError) as e:
+        raise SystemExit(f"error: {e}")
+
+    # --- model, and the stages to run ---
+    torch.manual_seed(args.seed + rank)
+    model = Mask2Flow(cfg).to(device)
+    stages = {"1": [1], "2": [2], "all": [1, 2]}[args.stage]
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        stages = [s for s in stages if s >= ckpt["stage"]]
+    elif stages == [2]:
+        raise SystemExit("error: --stage 2 continues a run that finished stage 1: use --out that run --resume")
+    if master:
+        n = sum(p.numel() for p in model.parameters())
+        print(f"{args.config} model, {n / 1e6:.2f}M parameters, start={cfg.start}, on {device} x{world}; "
+              f"{len(train_set)} training examples from {root}; writing {out}")
+
+    for stage in stages:
+        # stage 1 trains speaker encoder + masker; stage 2 the DiT, starting from stage 1's best
+        resuming = ckpt is not None and ckpt["stage"] == stage
+        if stage == 2 and not resuming:
+            stage1 = out / "ckpt_stage1.pt"
+            model.load_state_dict(torch.load(stage1, map_location="cpu", weights_only=False)["ema"])
+        trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
+        for p in model.parameters():
+            p.requires_grad_(False)
+        params = [p for m in trainable for p in m.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
+        ema = copy.deepcopy(model).eval()
+        step, best = 0, -float("inf")
+        if resuming:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            ema.load_state_dict(ckpt["ema"])
+            step, best = ckpt["step"], ckpt["best_val"]
+            set_rng_state(ckpt["rng"])
+        max_steps = args.max_steps[min(stage, len(args.max_steps)) - 1]
+        max_minutes = args.max_minutes and args.max_minutes[min(stage, len(args.max_minutes)) - 1]
+        net = torch.compile(model) if args.compile else model
+        net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if ddp else net
+
+        def validate_and_save():
+            """Dev SI-SDR of the EMA model; keep the best checkpoint of this stage; log a row."""
+            nonlocal best
+            val = evaluate(ema, dev_set, args.eval_examples, device)
+            score = val["mask"] if stage == 1 else val["flow1"]
+            print(f"stage {stage} step {step} dev SI-SDR: mixture {val['mixture']:.2f} mask {val['mask']:.2f} "
+                  f"1-step {val['flow1']:.2f} dB" + (" (best)" if score > best else ""), flush=True)
+            append_row(out / "log.csv", {"stage": stage, "step": step, "train_loss": float(np.mean(log)) if log else float("nan"),
+                                         **{f"dev_{k}": v for k, v in val.items()}})
+            log.clear()  # train_loss is the mean since the last validation
+            best = max(best, score)
+            state = {"config": dataclasses.asdict(cfg), "model": model.state_dict(), "ema": ema.state_dict(),
+                     "optimizer": optimizer.state_dict(), "stage": stage, "step": step, "best_val": best,
+                     "val": val, "rng": rng_state(), "data": data_opts, "args": vars(args)}
+            if score == best:
+                save_checkpoint(state, out / "ckpt_best.pt")
+            save_checkpoint(state, last)
+
+        t_start, first_step, seen, log = time.time(), step, 0, []
+        stream = batches(train_set, args, step, rank, world)
+        while step < max_steps:
+            if max_minutes is not None and time.time() - t_start > 60 * max_minutes:
+                if master:
+                    print(f"stage {stage}: time budget of {max_minutes} min reached at step {step}")
+                    if step % args.eval_every:
+                        validate_and_save()
+                break
+            batch = next(stream)
+            lr = get_lr(step, max_steps, args)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            with autocast:
+                loss = net(batch["mix"].to(device), batch["target"].to(device), batch["enroll"].to(device),
+                           batch["enroll_lengths"].to(device), stage=stage)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+            optimizer.step()
+            update_ema(ema, model, step, args.ema_decay)
+            step += 1
+            seen += len(batch["mix"]) * world
+            log.append(loss.item())
+            if master and (step % args.log_every == 0 or step == max_steps):
+                elapsed = time.time() - t_start
+                eta = elapsed / (step - first_step) * (max_steps - step)
+                print(f"stage {stage} step {step}/{max_steps} loss {np.mean(log[-args.log_every:]):.5f} "
+                      f"lr {lr:.2e} {seen / elapsed:.1f} ex/s eta {eta / 60:.1f} min", flush=True)
+            if step % args.eval_every == 0 or step == max_steps:
+                if master:
+                    validate_and_save()
+                if ddp:
+                    dist.barrier()
+        if stage == 1 and master:  # stage 2 starts from stage 1's best
+            save_checkpoint(torch.load(out / "ckpt_best.pt", weights_only=False), out / "ckpt_stage1.pt")
+        if ddp:
+            dist.barrier()
+        ckpt = None
+    if ddp:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted: resume with --resume")
