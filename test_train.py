@@ -73,7 +73,8 @@ def test_existing_run_is_never_overwritten(corpus, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--data", "/nonexistent/LibriMix"], "LibriMix"),
     (["--resume"], "does not exist"),
-    (["--stage", "2"], "--stage 2 continues"),
+    (["--stage", "2"], "--stage 2 needs a stage-1 model"),
+    (["--stage1", "/nonexistent/ckpt_stage1.pt", "--stage", "2"], "does not exist"),
 ])
 def test_bad_invocations_are_one_line_errors(corpus, tmp_path, argv, message):
     argv = small(corpus, tmp_path / "r") + argv
@@ -81,12 +82,17 @@ def test_bad_invocations_are_one_line_errors(corpus, tmp_path, argv, message):
         train.main(argv)
 
 
-@pytest.mark.parametrize("start", ["mixture", "noise"])
-def test_baselines_train_with_the_same_code(corpus, tmp_path, start):
-    out = tmp_path / start
-    train.main(small(corpus, out, steps=(1,)) + ["--start", start])
-    ckpt = torch.load(out / "ckpt_best.pt", weights_only=False)
-    assert ckpt["config"]["start"] == start and ckpt["stage"] == 2
+def test_baselines_train_with_the_same_code_on_the_same_masker(corpus, tmp_path):
+    train.main(small(corpus, tmp_path / "m2f", steps=(1,)))
+    stage1 = torch.load(tmp_path / "m2f" / "ckpt_stage1.pt", weights_only=False)
+    for start in ("mixture", "noise"):
+        out = tmp_path / start
+        train.main(small(corpus, out, steps=(1,)) + ["--start", start, "--stage", "2",
+                                                      "--stage1", str(tmp_path / "m2f" / "ckpt_stage1.pt")])
+        ckpt = torch.load(out / "ckpt_best.pt", weights_only=False)
+        assert ckpt["config"]["start"] == start and ckpt["stage"] == 2
+        masker = {k: v for k, v in ckpt["model"].items() if not k.startswith("dit.")}
+        assert same(masker, {k: v for k, v in stage1["ema"].items() if not k.startswith("dit.")})
 
 
 @pytest.mark.slow

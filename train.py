@@ -71,7 +71,7 @@ def append_row(path, row):
     """Append a dict as a CSV row, writing the header with the first one."""
     new = not path.exists()
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
+        w = csv.DictWriter(f, fieldnames=list(row), lineterminator="\n")
         if new:
             w.writeheader()
         w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
@@ -129,6 +129,9 @@ def parse_args(argv=None):
     p.add_argument("--enroll-segment", type=float, default=4.0, help="training enrollment crop, seconds")
     p.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="model size preset")
     p.add_argument("--stage", default="all", choices=["1", "2", "all"])
+    p.add_argument("--stage1", default=None, metavar="PATH",
+                   help="with --stage 2: start from this stage-1 checkpoint (another run's ckpt_stage1.pt), "
+                        "e.g. to train the --start mixture|noise baselines on the same masker")
     p.add_argument("--out", default=None, help="run folder (default runs/<data>-<config>-<start>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from ckpt_last.pt")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -177,6 +180,12 @@ def main(argv=None):
     # --- the run folder: never silently overwritten ---
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
     cfg = dataclasses.replace(CONFIGS[args.config], **overrides)
+    stage1 = None
+    if args.stage1 and not args.resume:
+        if not Path(args.stage1).is_file():
+            raise SystemExit(f"error: --stage1 {args.stage1} does not exist")
+        stage1 = torch.load(args.stage1, map_location="cpu", weights_only=False)
+        cfg = dataclasses.replace(Config(**stage1["config"]), **overrides)  # its sizes, our start
     out = Path(args.out or f"runs/{Path(args.data).name}-{args.config}-{cfg.start}")
     last = out / "ckpt_last.pt"
     ckpt = None
@@ -197,6 +206,10 @@ def main(argv=None):
         raise SystemExit(f"error: {out} already holds a run; continue it with --resume or choose --out")
     if master:
         out.mkdir(parents=True, exist_ok=True)
+        if stage1 is not None:
+            save_checkpoint(stage1, out / "ckpt_stage1.pt")
+    if ddp:
+        dist.barrier()
 
     # --- data ---
     data_opts = {k: getattr(args, k) for k in ("data", "noisy", "freq", "mode", "train_split", "dev_split",
@@ -217,8 +230,10 @@ def main(argv=None):
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         stages = [s for s in stages if s >= ckpt["stage"]]
-    elif stages == [2]:
-        raise SystemExit("error: --stage 2 continues a run that finished stage 1: use --out that run --resume")
+    elif stages == [2] and stage1 is None:
+        raise SystemExit("error: --stage 2 needs a stage-1 model: --stage1 PATH, or --out RUN --resume")
+    elif stage1 is not None and stages != [2]:
+        raise SystemExit("error: --stage1 PATH goes with --stage 2")
     if master:
         n = sum(p.numel() for p in model.parameters())
         print(f"{args.config} model, {n / 1e6:.2f}M parameters, start={cfg.start}, on {device} x{world}; "
@@ -228,8 +243,7 @@ def main(argv=None):
         # stage 1 trains speaker encoder + masker; stage 2 the DiT, starting from stage 1's best
         resuming = ckpt is not None and ckpt["stage"] == stage
         if stage == 2 and not resuming:
-            stage1 = out / "ckpt_stage1.pt"
-            model.load_state_dict(torch.load(stage1, map_location="cpu", weights_only=False)["ema"])
+            model.load_state_dict(torch.load(out / "ckpt_stage1.pt", map_location="cpu", weights_only=False)["ema"])
         trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
         for p in model.parameters():
             p.requires_grad_(False)
@@ -313,5 +327,7 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
+    except (data.DataError, data.AudioError) as e:  # e.g. a file that vanished mid-run
+        sys.exit(f"error: {e}; continue with --resume once it is fixed")
     except KeyboardInterrupt:
-        sys.exit("interrupted: resume with --resume")
+        sys.exit("interrupted: continue with --resume")

@@ -1,0 +1,327 @@
+"""Tests of data.py on a tiny LibriMix-layout corpus written here (synthetic tones, seconds)."""
+import subprocess
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import given, settings, strategies as st
+
+import data
+from data import AudioError, DataError, LibriMix, collate, load_audio, resolve_root
+
+DATA_PY = Path(__file__).parent / "data.py"
+ELSEWHERE = Path("/nonexistent/machine-that-built-it/LibriMix")  # absolute CSV paths that are not here
+SPEAKERS = ("19", "26", "103", "1034")
+
+
+def tone(utt, n, rate):
+    """A signal that identifies its utterance: a chirp below 4 kHz whose start encodes the ID."""
+    f, t = 200 + zlib.crc32(utt.encode()) % 1000, np.arange(n) / rate
+    return 0.3 * np.sin(2 * np.pi * (f + 50 * t) * t)
+
+
+def make_librimix(root, split, n_mix, freq="16k"):
+    """Libri2Mix/wav<freq>/min/<split> as the upstream generator writes it, CSV paths from elsewhere."""
+    rate = int(freq[:-1]) * 1000
+    d = root / "Libri2Mix" / f"wav{freq}" / "min"
+    rng = np.random.default_rng(0)
+    rows = {"mix_clean": [], "mix_both": []}
+    for m in range(n_mix):
+        a, b = SPEAKERS[m % 4], SPEAKERS[(m + 1) % 4]
+        utts = [f"{a}-{10 + m}-{2 * m:04d}", f"{b}-{20 + m}-{2 * m + 1:04d}"]
+        mid, n = "_".join(utts), rate * (7 + m) // 10
+        s1, s2, noise = tone(utts[0], n, rate), tone(utts[1], n, rate), 0.01 * rng.standard_normal(n)
+        wavs = dict(s1=s1, s2=s2, noise=noise, mix_clean=s1 + s2, mix_both=s1 + s2 + noise)
+        for sub, x in wavs.items():
+            (d / split / sub).mkdir(parents=True, exist_ok=True)
+            sf.write(d / split / sub / f"{mid}.wav", x, rate)
+        far = lambda sub: str(ELSEWHERE / "Libri2Mix" / f"wav{freq}" / "min" / split / sub / f"{mid}.wav")
+        for sub in rows:
+            noise_path = {"noise_path": far("noise")} if sub == "mix_both" else {}
+            rows[sub].append(dict(mixture_ID=mid, mixture_path=far(sub), source_1_path=far("s1"),
+                                  source_2_path=far("s2"), **noise_path, length=n))
+    (d / "metadata").mkdir(exist_ok=True)
+    for sub, r in rows.items():
+        data.write_csv(d / "metadata" / f"mixture_{split}_{sub}.csv", r)
+        (d / "metadata" / f"metrics_{split}_{sub}.csv").write_text("not,read\n1,2\n")
+    return rows["mix_clean"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    root = tmp_path / "LibriMix"
+    make_librimix(root, "test", 6)
+    make_librimix(root, "test", 6, freq="8k")
+    make_librimix(root, "train-100", 8)
+    return root
+
+
+def source_index(root, split):
+    """Every s1/s2 file of a split, keyed by its samples -> its utterance ID."""
+    index = {}
+    for k in (1, 2):
+        for p in (root / "Libri2Mix" / "wav16k" / "min" / split / f"s{k}").glob("*.wav"):
+            index[load_audio(p).tobytes()] = p.stem.split("_")[k - 1]
+    return index
+
+
+def test_two_examples_per_mixture(corpus):
+    rows = data.read_csv(corpus / "Libri2Mix/wav16k/min/metadata/mixture_test_mix_clean.csv")
+    for mix_type, sub in (("clean", "mix_clean"), ("noisy", "mix_both")):
+        ds = LibriMix(corpus, "test", mix_type=mix_type, segment=None)
+        assert len(ds) == 2 * len(rows)
+        for i in range(len(ds)):
+            item, mid = ds[i], rows[i // 2]["mixture_ID"]
+            k = i % 2 + 1
+            assert (item["mixture_id"], item["target_index"]) == (mid, k)
+            assert item["speaker"] == mid.split("_")[k - 1].split("-")[0]
+            d = corpus / "Libri2Mix/wav16k/min/test"
+            assert torch.equal(item["target"], torch.from_numpy(load_audio(d / f"s{k}" / f"{mid}.wav")))
+            assert torch.equal(item["mix"], torch.from_numpy(load_audio(d / sub / f"{mid}.wav")))
+
+
+@pytest.mark.parametrize("split", ["train-100", "test"])
+def test_enrollment_is_another_utterance_of_the_target_speaker(corpus, split):
+    index, ds = source_index(corpus, split), LibriMix(corpus, split, segment=None)
+    drawn = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            item = ds[i]
+            enroll_utt = index[item["enroll"].numpy().tobytes()]
+            target_utt = item["mixture_id"].split("_")[item["target_index"] - 1]
+            assert enroll_utt.split("-")[0] == item["speaker"] and enroll_utt != target_utt
+            drawn.append(enroll_utt)
+    assert len(set(drawn)) > len(ds) // 2 + (2 if split.startswith("train") else 0)
+
+
+def test_training_redraws_enrollments_per_epoch_deterministically(corpus):
+    ds = LibriMix(corpus, "train-100", segment=None, seed=1)
+    epoch = lambda e: (ds.set_epoch(e), [ds[i]["enroll"].numpy().tobytes() for i in range(len(ds))])[1]
+    assert epoch(0) == epoch(0) and epoch(0) != epoch(1)
+
+
+def test_fixed_enrollments_are_written_and_reused(corpus):
+    path = corpus / "Libri2Mix/wav16k/min/metadata/enrollment_test.csv"
+    enrolls = lambda ds: [ds[i]["enroll"].numpy().tobytes() for i in range(len(ds))]
+    first = enrolls(LibriMix(corpus, "test", segment=None))
+    assert path.is_file() and first == enrolls(LibriMix(corpus, "test", mix_type="noisy", segment=None, seed=7))
+    rows = data.read_csv(path)
+    assert {(r["mixture_ID"], r["target_index"]) for r in rows} == {(r["mixture_ID"], k) for r in rows for k in "12"}
+    # the written list is what is read: point one target at another of its speaker's utterances
+    ds = LibriMix(corpus, "test", segment=None)
+    other = [p for p in ds.candidates(ds.mixtures[0][3][0]) if p.name not in rows[0]["enrollment_path"]][0]
+    rows[0]["enrollment_path"] = f"test/{other.parent.name}/{other.name}"
+    data.write_csv(path, rows)
+    assert enrolls(LibriMix(corpus, "test", segment=None))[0] == load_audio(other).tobytes()
+
+
+def test_speakerbeam_map_is_read(corpus, capsys):
+    ds = LibriMix(corpus, "test", segment=None)
+    mids = [m[0] for m in ds.mixtures]
+    lines = ["# mixture target enrollment", "1-2-3_4-5-6 1-2-3 s1/1-2-3_4-5-6"]  # a mixture of another list
+    for mid in mids:
+        for k, utt in enumerate(mid.split("_"), 1):
+            donor = next(m for m in mids if m != mid and utt.split("-")[0] in m)  # same speaker, other mixture
+            j = [u.split("-")[0] for u in donor.split("_")].index(utt.split("-")[0]) + 1
+            lines.append(f"{mid} {utt} s{j}/{donor}")
+    lines[-1] = f"{mids[-1]} {mids[-1].split('_')[1]} s2/{mids[-1]}"  # the target itself, as that list has
+    sb = corpus / "Libri2Mix/wav16k/min/test/map_mixture2enrollment"
+    sb.write_text("\n".join(lines) + "\n")
+    ds = LibriMix(corpus, "test", segment=None)
+    assert "1 of 12 targets with the target utterance itself" in capsys.readouterr().out
+    for line in lines[2:]:
+        mid, utt, enroll = line.split()
+        k = mid.split("_").index(utt) + 1
+        sub, donor = enroll.split("/")
+        expected = load_audio(corpus / "Libri2Mix/wav16k/min/test" / sub / f"{donor}.wav")
+        assert np.array_equal(ds[2 * mids.index(mid) + k - 1]["enroll"].numpy(), expected)
+    sb.write_text(f"{mids[0]} 19-10-0000\n")
+    with pytest.raises(DataError, match="map_mixture2enrollment:1: expected"):
+        LibriMix(corpus, "test")
+
+
+def test_crops_have_the_requested_length_and_match(corpus):
+    ds = LibriMix(corpus, "train-100", segment=0.5, enroll_segment=0.4)
+    d = corpus / "Libri2Mix/wav16k/min/train-100"
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["mix"].shape == item["target"].shape == (8000,) and item["enroll"].shape == (6400,)
+        full = load_audio(d / f"s{item['target_index']}" / f"{item['mixture_id']}.wav")
+        mix = load_audio(d / "mix_clean" / f"{item['mixture_id']}.wav")
+        t = item["target"].numpy()
+        starts = np.flatnonzero(full[:len(full) - 8000 + 1] == t[0])
+        start = next(s for s in starts if np.array_equal(full[s:s + 8000], t))
+        assert np.array_equal(mix[start:start + 8000], item["mix"].numpy())  # one window for both
+
+
+def test_full_length_and_short_mixtures(corpus):
+    ds = LibriMix(corpus, "test", segment=10.0)  # longer than every mixture: returned whole
+    rows = data.read_csv(corpus / "Libri2Mix/wav16k/min/metadata/mixture_test_mix_clean.csv")
+    assert [len(ds[2 * m]["mix"]) for m in range(len(rows))] == [int(r["length"]) for r in rows]
+
+
+def test_8k_is_resampled(corpus):
+    ds8, ds16 = LibriMix(corpus, "test", freq="8k", segment=None), LibriMix(corpus, "test", segment=None)
+    for i in range(len(ds8)):
+        a, b = ds8[i]["mix"].numpy(), ds16[i]["mix"].numpy()
+        assert len(a) == len(b)
+        assert np.abs(a - b)[200:-200].max() < 0.02  # the same tones, band-limited below 4 kHz
+
+
+def test_collate_pads_and_returns_lengths(corpus):
+    ds = LibriMix(corpus, "test", segment=None)
+    batch = collate([ds[i] for i in range(4)])
+    assert batch["mix"].shape == batch["target"].shape == (4, int(batch["lengths"].max()))
+    assert batch["enroll"].shape == (4, int(batch["enroll_lengths"].max()))
+    for j in range(4):
+        n = batch["lengths"][j]
+        assert torch.equal(batch["mix"][j, :n], ds[j]["mix"]) and not batch["mix"][j, n:].any()
+    assert batch["target_index"] == [1, 2, 1, 2] and len(batch["mixture_id"]) == len(batch["speaker"]) == 4
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate, num_workers=0)
+    assert sum(len(b["mix"]) for b in loader) == len(ds)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=6))
+def test_collate_property(lengths):
+    batch = collate([dict(mix=torch.ones(n), target=torch.ones(n), enroll=torch.ones(n + 1), mixture_id="m",
+                          target_index=1, speaker="s") for n in lengths])
+    assert batch["lengths"].tolist() == lengths and batch["mix"].sum() == sum(lengths)
+    assert batch["enroll_lengths"].tolist() == [n + 1 for n in lengths]
+
+
+def test_wrong_layout_is_one_clear_message(tmp_path):
+    for setup, found in ((lambda: None, "no such folder"), (lambda: (tmp_path / "x").mkdir(), "no metadata CSVs"),
+                         (lambda: make_librimix(tmp_path / "x", "dev", 2, freq="8k"), "wav8k/min")):
+        setup()
+        with pytest.raises(DataError) as e:
+            LibriMix(tmp_path / "x", "test")
+        msg = str(e.value)
+        assert "\n" not in msg and found in msg and "expected" in msg
+        assert "Libri2Mix/wav16k/min/metadata/mixture_test_mix_clean.csv" in msg
+        assert "JorisCos/LibriMix" in msg and "generate_librimix.sh" in msg
+    with pytest.raises(DataError, match="clean|noisy"):
+        LibriMix(tmp_path / "x", "dev", mix_type="loud")
+    meta = tmp_path / "x/Libri2Mix/wav8k/min/metadata/mixture_dev_mix_clean.csv"
+    rows = data.read_csv(meta)
+    data.write_csv(meta, [dict(r, mixture_ID="mix1", original_mixture_ID="mix1") for r in rows])
+    with pytest.raises(DataError, match="mixture ID mix1 does not join two utterance IDs"):
+        LibriMix(tmp_path / "x", "dev", freq="8k")
+    meta.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DataError, match="mixture_dev_mix_clean.csv"):
+        LibriMix(tmp_path / "x", "dev", freq="8k")
+
+
+def test_missing_files_are_named(corpus):
+    d = corpus / "Libri2Mix/wav16k/min/test"
+    victim = next((d / "s2").glob("*.wav"))
+    victim.unlink()
+    ds = LibriMix(corpus, "test", segment=None)
+    i = 2 * [m[0] for m in ds.mixtures].index(victim.stem) + 1
+    with pytest.raises(AudioError, match=victim.name):
+        ds[i]
+    for sub in ("mix_clean", "s1", "s2", "noise", "mix_both"):
+        for p in (d / sub).glob("*.wav"):
+            p.unlink()
+    with pytest.raises(DataError, match="missing"):
+        LibriMix(corpus, "test")
+
+
+def test_load_audio_errors_name_the_file(tmp_path):
+    cases = {"missing.wav": None, "corrupt.wav": b"RIFF\x00\x01garbage", "empty.wav": np.zeros(0),
+             "nan.wav": np.full(100, np.nan), "inf.wav": np.r_[np.zeros(50), np.inf]}
+    for name, content in cases.items():
+        p = tmp_path / name
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        elif content is not None:
+            sf.write(p, content, 16000, subtype="FLOAT")
+        with pytest.raises(AudioError, match=name) as e:
+            load_audio(p)
+        assert "\n" not in str(e.value)
+
+
+def test_load_audio_downmixes_and_resamples(tmp_path):
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (1000, 2))
+    sf.write(tmp_path / "stereo.wav", x, 16000, subtype="FLOAT")
+    y, rate = load_audio(tmp_path / "stereo.wav", return_rate=True)
+    assert rate == 16000 and y.dtype == np.float32 and np.allclose(y, x.mean(1), atol=1e-6)
+    sf.write(tmp_path / "44k.wav", np.sin(np.arange(44100) * 0.01), 44100)
+    assert len(load_audio(tmp_path / "44k.wav")) == 16000 and len(load_audio(tmp_path / "44k.wav", None)) == 44100
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from([8000, 11025, 22050, 44100, 48000]), st.integers(1, 3000))
+def test_resampled_length(rate, n):
+    with tempfile.TemporaryDirectory() as tmp:
+        sf.write(f"{tmp}/a.wav", np.zeros(n), rate)
+        assert len(load_audio(f"{tmp}/a.wav")) == -(-n * 16000 // rate)
+
+
+def test_resolve_root(monkeypatch):
+    monkeypatch.setenv("LIBRIMIX", "/corpora/LibriMix")
+    assert resolve_root("demo") == Path("data/demo") and resolve_root("x/y") == Path("x/y")
+    assert resolve_root("LibriMix") == Path("/corpora/LibriMix")
+    monkeypatch.delenv("LIBRIMIX")
+    assert resolve_root("LibriMix") == Path("LibriMix")
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, str(DATA_PY), *map(str, args)], capture_output=True, text=True)
+
+
+def test_check_cli(corpus):
+    r = cli("check", corpus / "Libri2Mix", "--limit", "2")
+    assert r.returncode == 0 and "all ok" in r.stdout and "2 mixtures" in r.stdout, r.stdout + r.stderr
+    victim = next((corpus / "Libri2Mix/wav16k/min/test/mix_clean").glob("*.wav"))
+    sf.write(victim, np.zeros(len(load_audio(victim))), 16000)
+    r = cli("check", corpus)
+    assert r.returncode == 1 and f"{victim.stem}: the mixture is not the sum" in r.stdout
+    r = cli("check", corpus / "Libri2Mix" / "wav8k" / "min" / "test")  # not a corpus root
+    assert r.returncode == 1 and "not a LibriMix folder" in r.stdout and "Traceback" not in r.stderr
+    r = cli("check", corpus.parent / "nowhere")
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_demo_refuses_missing_tools_and_foreign_folders(tmp_path, monkeypatch):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(DataError, match="not a demo corpus"):
+        data.build_demo(tmp_path, {"train-100": 4})
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+    monkeypatch.setattr(data.shutil, "which", lambda tool: None)
+    with pytest.raises(DataError, match="apt-get install flite festival festvox-kdlpc16k sox"):
+        data.build_demo(tmp_path / "demo")
+
+
+@pytest.mark.slow
+def test_demo_corpus(tmp_path):
+    out, sizes = tmp_path / "demo", ["--train", 24, "--dev", 8, "--test", 8, "--test-seen", 8]
+    r = cli("demo", "--out", out, *sizes)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("check", out)
+    assert r.returncode == 0 and "8 CSVs, all ok" in r.stdout, r.stdout
+    r = cli("demo", "--out", out, *sizes)
+    assert r.returncode == 0 and "is complete" in r.stdout
+    r = cli("demo", "--out", out, "--force", *sizes)  # everything from the cache
+    assert r.returncode == 0 and "0 spoken" in r.stdout, r.stdout + r.stderr
+
+    speakers = {r["speaker_ID"]: r for r in data.read_csv(out / "speakers.csv")}
+    voices = {}
+    for split in ("train-100", "dev", "test", "test-seen"):
+        ds = LibriMix(out, split, mix_type="noisy", segment=None)
+        assert len(ds) == 2 * (24 if split == "train-100" else 8)
+        spk = {u.split("-")[0] for m in ds.mixtures for u in m[3]}
+        voices[split] = {speakers[s]["base_voice"] for s in spk}
+        item = ds[0]
+        assert item["mix"].shape == item["target"].shape and item["enroll"].abs().max() > 0.01
+        if split == "dev":
+            dev_speakers = spk
+        if split == "test":
+            assert not spk & dev_speakers  # unseen and disjoint
+    assert voices["test-seen"] <= voices["train-100"] and not voices["test"] & voices["train-100"]

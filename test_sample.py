@@ -1,0 +1,277 @@
+"""End-to-end tests of sample.py on a tiny untrained checkpoint: real-world input (odd rates,
+stereo, long, quiet), every bad input (one `error:` line, exit 2, inputs untouched), the chunked
+extraction, SI-SDR against closed-form values, --eval on a small LibriMix-layout corpus, --bench."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import given, settings, strategies as st
+
+import sample
+from test_data import make_librimix
+from mask2flow import CONFIGS, Mask2Flow, si_sdr
+
+SAMPLE = Path(__file__).resolve().parent / "sample.py"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny untrained model saved in the checkpoint format train.py writes."""
+    torch.manual_seed(0)
+    model = Mask2Flow(CONFIGS["tiny"])
+    path = tmp_path_factory.mktemp("run") / "ckpt_best.pt"
+    torch.save({"config": dataclasses.asdict(model.cfg), "model": model.state_dict(), "ema": model.state_dict(),
+                "stage": 2, "step": 0, "best_val": float("inf"), "data": {}}, path)
+    return path
+
+
+def voice(seconds, rate, f0=140.0, seed=0, channels=1):
+    """A speech-like test signal: a harmonic tone with a syllable-rate envelope, plus a little noise."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 8)) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+    x = 0.1 * x + 0.01 * np.random.default_rng(seed).standard_normal(len(t))
+    return np.stack([x, 0.8 * x], axis=1) if channels == 2 else x
+
+
+def write(path, x, rate=16000, subtype="FLOAT"):
+    sf.write(path, x, rate, subtype=subtype)
+    return path
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, str(SAMPLE), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+# --- real-world input, through the real entry point ---
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate,channels", [(8000, 1), (22050, 2), (44100, 1)])
+def test_odd_rates_stereo_and_long_input(tmp_path, ckpt, rate, channels):
+    mix = write(tmp_path / "mix.wav", voice(2.3, rate, channels=channels) + voice(2.3, rate, f0=210, seed=1,
+                                                                                  channels=channels), rate)
+    ref = write(tmp_path / "ref.wav", voice(1.0, rate, seed=2), rate)
+    r = run_cli(mix, ref, "--ckpt", ckpt, "--chunk-seconds", 1, "--device", "cpu")  # 2.3 s = three chunks
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "mix_extracted.wav"
+    assert f"wrote {out}" in r.stdout and f"checkpoint: {ckpt}" in r.stdout
+    y, out_rate = sf.read(out)
+    assert out_rate == rate and y.shape == (sf.info(mix).frames,)  # mono, the input's rate and length
+    assert np.isfinite(y).all() and 0 < np.abs(y).max() <= 1
+
+
+def test_output_level_follows_input_level(tmp_path, ckpt):
+    """The model normalises loudness; the output must come back at the input's scale."""
+    x, ref = voice(1.5, 16000) + voice(1.5, 16000, f0=210, seed=1), voice(1.0, 16000, seed=2)
+    outs = []
+    for gain in (1.0, 1e-3):  # normal and very quiet (-80 dB relative)
+        mix = write(tmp_path / f"mix{gain}.wav", gain * x)
+        assert sample.main([str(mix), str(write(tmp_path / "ref.wav", ref)), "--ckpt", str(ckpt)]) == 0
+        outs.append(sf.read(tmp_path / f"mix{gain}_extracted.wav")[0])
+    assert np.abs(outs[0]).max() > 1e-3
+    np.testing.assert_allclose(outs[1], 1e-3 * outs[0], rtol=1e-3, atol=1e-3 * 1e-4)
+
+
+def test_loud_output_is_scaled_not_clipped(tmp_path, ckpt, capsys):
+    """A full-scale square wave rings past +-1 when resampled 44.1 -> 16 -> 44.1 kHz; with a mask of
+    ones the output is that, and must come out scaled down to FULL_SCALE rather than clipped."""
+    state = torch.load(ckpt)
+    state["ema"]["masker.out.bias"].fill_(30.0)  # sigmoid(30) = 1: mask-only output = the mixture
+    torch.save(state, tmp_path / "ones.pt")
+    t = np.arange(44100 * 2) / 44100
+    mix = write(tmp_path / "mix.wav", 0.999 * np.sign(np.sin(2 * np.pi * 220 * t) + 1e-9), 44100)
+    ref = write(tmp_path / "ref.wav", voice(1.0, 16000))
+    assert sample.main([str(mix), str(ref), "--ckpt", str(tmp_path / "ones.pt"), "--steps", "0"]) == 0
+    assert "scaled down" in capsys.readouterr().out
+    y = sf.read(tmp_path / "mix_extracted.wav")[0]
+    assert np.abs(y).max() == pytest.approx(sample.FULL_SCALE, abs=1e-6)
+    assert sample.fit_full_scale(np.array([0.5, -0.2], np.float32))[1] == 1.0  # quiet output: untouched
+
+# --- bad input: one line, exit 2, inputs byte-identical ---
+
+
+BAD_INPUTS = {  # case -> (what to do to the mix/ref/argv, a fragment of the message)
+    "missing mix": (lambda d: (d / "nope.wav", d / "ref.wav", []), "nope.wav"),
+    "corrupt mix": (lambda d: ((d / "bad.wav").write_bytes(b"RIFF\x00\x01garbage" * 50) and d / "bad.wav",
+                               d / "ref.wav", []), "bad.wav"),
+    "empty mix": (lambda d: (write(d / "empty.wav", np.zeros(0)), d / "ref.wav", []), "empty.wav"),
+    "silent mix": (lambda d: (write(d / "silent.wav", np.zeros(16000), subtype="PCM_16"), d / "ref.wav", []),
+                   "silent.wav"),
+    "NaN mix": (lambda d: (write(d / "nan.wav", np.where(np.arange(16000) == 500, np.nan, voice(1, 16000))),
+                           d / "ref.wav", []), "nan.wav"),
+    "short ref": (lambda d: (d / "mix.wav", write(d / "short.wav", voice(0.3, 16000)), []), "short.wav"),
+    "-o is the mix": (lambda d: (d / "mix.wav", d / "ref.wav", ["-o", d / "mix.wav"]), "mix.wav"),
+    "-o is the ref": (lambda d: (d / "mix.wav", d / "ref.wav", ["-o", os.link(d / "ref.wav", d / "link.wav")
+                                                                 or d / "link.wav"]), "ref.wav"),  # a hard link
+    "unwritable -o": (lambda d: (d / "mix.wav", d / "ref.wav", ["-o", "/proc/out.wav"]), "cannot write /proc/out.wav"),
+    "missing ckpt": (lambda d: (d / "mix.wav", d / "ref.wav", ["--ckpt", d / "none.pt"]), "none.pt"),
+    "foreign ckpt": (lambda d: (d / "mix.wav", d / "ref.wav",
+                                ["--ckpt", torch.save({"model": {}}, d / "other.pt") or d / "other.pt"]),
+                     "is not a Mask2Flow checkpoint"),
+    "corrupt ckpt": (lambda d: (d / "mix.wav", d / "ref.wav",
+                                ["--ckpt", (d / "bad.pt").write_bytes(b"not a checkpoint") and d / "bad.pt"]),
+                     "bad.pt"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_gives_one_line_error(tmp_path, ckpt, capsys, case):
+    write(tmp_path / "mix.wav", voice(1.0, 16000))
+    write(tmp_path / "ref.wav", voice(1.0, 16000, seed=2))
+    make, fragment = BAD_INPUTS[case]
+    mix, ref, extra = make(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sample.main([str(mix), str(ref), "--ckpt", str(ckpt), *map(str, extra)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written, nothing changed
+
+
+@pytest.mark.slow
+def test_bad_input_through_the_entry_point(tmp_path, ckpt):
+    mix = tmp_path / "mix.wav"
+    mix.write_bytes(b"\x00\x01corrupt" * 100)
+    ref = write(tmp_path / "ref.wav", voice(1.0, 16000))
+    r = run_cli(mix, ref, "--ckpt", ckpt)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+    assert mix.read_bytes() == b"\x00\x01corrupt" * 100
+
+
+def test_default_checkpoint_choice(tmp_path):
+    runs, pretrained = tmp_path / "runs", tmp_path / "demo_tiny.pt"
+    with pytest.raises(sample.InputError, match="train one with"):
+        sample.find_checkpoint(runs, pretrained)
+    pretrained.touch()
+    assert sample.find_checkpoint(runs, pretrained) == pretrained
+    for name, mtime in (("a", 1000), ("b", 2000), ("c", 1500)):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "ckpt_last.pt").touch()
+        os.utime(runs / name / "ckpt_last.pt", (mtime, mtime))
+    assert sample.find_checkpoint(runs, pretrained) == runs / "b" / "ckpt_last.pt"  # the newest run
+    (runs / "a" / "ckpt_best.pt").touch()
+    os.utime(runs / "a" / "ckpt_best.pt", (500, 500))
+    assert sample.find_checkpoint(runs, pretrained) == runs / "a" / "ckpt_best.pt"  # a best beats a newer last
+
+# --- chunked extraction ---
+
+
+class Identity(torch.nn.Module):
+    """Stands in for the model: returns the mixture, and records the window lengths it saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.lengths = []
+
+    def extract(self, mix, ref, steps=1):
+        self.lengths.append(mix.shape[-1])
+        return mix
+
+
+@settings(max_examples=30, deadline=None)
+@given(L=st.integers(1, 5000), chunk=st.integers(10, 1000))
+def test_cross_fade_reconstructs_exactly(L, chunk):
+    x = np.random.default_rng(L).standard_normal(L).astype(np.float32)
+    model = Identity()
+    y = sample.extract_long(model, x, x[:10], steps=1, chunk=chunk)
+    assert y.shape == x.shape and np.allclose(y, x, atol=1e-5)
+    assert max(model.lengths) <= chunk  # bounded memory: no window longer than a chunk
+
+
+def test_chunked_equals_whole_on_a_short_clip(ckpt):
+    model = Mask2Flow(CONFIGS["tiny"])
+    model.load_state_dict(torch.load(ckpt)["ema"])
+    model.eval()
+    mix = (voice(1.2, 16000) + voice(1.2, 16000, f0=210, seed=1)).astype(np.float32)
+    ref = voice(1.0, 16000, seed=2).astype(np.float32)
+    whole = model.extract(torch.from_numpy(mix)[None], torch.from_numpy(ref)[None], steps=2)[0].numpy()
+    chunk = int(sample.CHUNK_SECONDS * 16000)
+    np.testing.assert_array_equal(sample.extract_long(model, mix, ref, steps=2, chunk=chunk), whole)
+
+# --- SI-SDR against closed-form values ---
+
+
+@settings(max_examples=25, deadline=None)
+@given(L=st.integers(256, 4000), snr_db=st.floats(-20, 30), gain=st.floats(0.1, 10), seed=st.integers(0, 2**16))
+def test_si_sdr_closed_form(L, snr_db, gain, seed):
+    """est = ref + noise orthogonal to ref (both zero-mean): SI-SDR = 10 log10(|ref|^2 / |noise|^2),
+    whatever the scale of est or of ref (to 1e-4 dB: si_sdr adds eps = 1e-8 to both energies)."""
+    g = torch.Generator().manual_seed(seed)
+    ref, noise = torch.randn(2, L, generator=g, dtype=torch.float64)
+    ref, noise = ref - ref.mean(), noise - noise.mean()
+    noise = noise - (noise @ ref) / (ref @ ref) * ref  # orthogonal to ref, still zero-mean
+    noise = noise * (ref.norm() / noise.norm()) * 10 ** (-snr_db / 20)  # |ref|^2 / |noise|^2 = snr
+    est = (ref + noise)[None]
+    assert si_sdr(est, ref[None]).item() == pytest.approx(snr_db, abs=1e-4)
+    assert si_sdr(gain * est, ref[None]).item() == pytest.approx(snr_db, abs=1e-4)  # scale invariant
+    assert si_sdr(est + 3.0, gain * ref[None]).item() == pytest.approx(snr_db, abs=1e-4)  # and offset
+
+
+def test_mean_ci():
+    assert sample.mean_ci([1.0, float("nan"), 3.0]) == pytest.approx({"mean": 2.0, "ci95": 12.706205 * 1.0, "n": 2})
+    assert sample.mean_ci([float("nan")]) is None and sample.mean_ci([5.0])["ci95"] is None
+
+# --- evaluation and benchmark ---
+
+
+@pytest.mark.slow
+def test_eval_writes_a_report(tmp_path, ckpt, capsys):
+    data = tmp_path / "corpus"
+    make_librimix(data, "test", 4)
+    argv = ["--eval", "--data", str(data), "--ckpt", str(ckpt), "--eval-steps", "1", "2", "--limit", "2",
+            "-o", str(tmp_path / "reports")]
+    assert sample.main(argv) == 0
+    report = json.loads((tmp_path / "reports" / "eval_corpus_test_clean.json").read_text())
+    assert report["n"] == 2 and report["checkpoint"] == str(ckpt) and report["label"] == "unseen speakers"
+    systems = report["systems"]
+    assert list(systems) == ["mixture", "mask-only", "Mask2Flow 1 step", "Mask2Flow 2 steps"]
+    assert [s["steps"] for s in systems.values()] == [None, 0, 1, 2]
+    assert systems["mixture"]["metrics"]["si_sdri"]["mean"] == pytest.approx(0, abs=1e-4)
+    # an untrained flow has zero velocity (adaLN-Zero): any number of steps returns the mask-only output
+    for key in ("si_sdr", "si_sdri"):
+        assert systems["Mask2Flow 2 steps"]["metrics"][key]["mean"] == pytest.approx(
+            systems["mask-only"]["metrics"][key]["mean"], abs=1e-3)
+    out = capsys.readouterr()
+    assert "| mixture | – |" in out.out and "ETA" in out.err
+
+
+def test_eval_without_the_optional_metrics(tmp_path, ckpt, capsys, monkeypatch):
+    for module in ("pesq", "pystoi", "resemblyzer"):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    data = tmp_path / "corpus"
+    for split in ("test", "test-seen"):  # as the demo corpus
+        make_librimix(data, split, 4)
+    assert sample.main(["--eval", "--data", str(data), "--ckpt", str(ckpt), "--eval-steps", "1", "--limit", "1",
+                        "--noisy"]) == 0
+    for split, label in (("test-seen", "seen speakers, held-out sentences"), ("test", "unseen speakers")):
+        report = json.loads((ckpt.parent / f"eval_corpus_{split}_noisy.json").read_text())  # beside the checkpoint
+        metrics = report["systems"]["Mask2Flow 1 step"]["metrics"]
+        assert metrics["pesq"] == metrics["estoi"] == metrics["spk_sim"] == sample.NOT_INSTALLED
+        assert metrics["si_sdr"]["n"] == 1 and report["label"] == label and report["mix_type"] == "noisy"
+    assert sample.NOT_INSTALLED in capsys.readouterr().out
+
+
+def test_eval_on_a_missing_corpus_is_one_line(tmp_path, ckpt, capsys):
+    assert sample.main(["--eval", "--data", str(tmp_path / "nothing"), "--ckpt", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_bench_tiny_on_cpu(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert sample.main(["--bench", "--configs", "tiny", "--device", "cpu", "--repeats", "1",
+                        "--eval-steps", "1", "2", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["config"], r["device"]) for r in rows] == [("tiny", "cpu")]
+    assert set(rows[0]["rtf"]) == {"0", "1", "2"} and all(v > 0 for v in rows[0]["rtf"].values())
+    assert "1 step / mask-only" in capsys.readouterr().out
