@@ -11,4 +11,5 @@ PIP="python3 -m pip install -q --disable-pip-version-check"
 $PIP torch==2.13.0                  # first, pinned: the CPU wheel (a GPU build works too)
 $PIP -r requirements.txt
 $PIP -r requirements-eval.txt       # PESQ, ESTOI, speaker similarity for evaluation
+$PIP -r requirements-docs.txt       # matplotlib, for the figures of docs/
 python3 -c "import torch, mask2flow; print('installed: torch', torch.__version__)"

@@ -299,7 +299,10 @@ def evaluate(args, steps):
 
         report = {"data": data_name, "root": str(root), "split": split, "label": SPLIT_LABELS.get(split, split),
                   "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
-                  "step": ckpt.get("step"), "device": str(device), "machine": device_name(device),
+                  "step": ckpt.get("step"), "config": ckpt["config"],
+                  "parameters": {"total": count_parameters(model),
+                                 **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},
+                  "device": str(device), "machine": device_name(device),
                   "platform": platform.platform(), "torch": torch.__version__,
                   "seconds": round(time.time() - t0, 1), "systems": {}}
         for name, k in systems.items():

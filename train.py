@@ -185,7 +185,7 @@ def main(argv=None):
         if not Path(args.stage1).is_file():
             raise SystemExit(f"error: --stage1 {args.stage1} does not exist")
         stage1 = torch.load(args.stage1, map_location="cpu", weights_only=False)
-        cfg = dataclasses.replace(Config(**stage1["config"]), **overrides)  # its sizes, our start
+        cfg = dataclasses.replace(Config(**stage1["config"]), **overrides)  # its sizes; the DiT's may change
     out = Path(args.out or f"runs/{Path(args.data).name}-{args.config}-{cfg.start}")
     last = out / "ckpt_last.pt"
     ckpt = None
@@ -240,10 +240,11 @@ def main(argv=None):
               f"{len(train_set)} training examples from {root}; writing {out}")
 
     for stage in stages:
-        # stage 1 trains speaker encoder + masker; stage 2 the DiT, starting from stage 1's best
+        # stage 1 trains speaker encoder + masker; stage 2 a fresh DiT on stage 1's best encoder + masker
         resuming = ckpt is not None and ckpt["stage"] == stage
         if stage == 2 and not resuming:
-            model.load_state_dict(torch.load(out / "ckpt_stage1.pt", map_location="cpu", weights_only=False)["ema"])
+            stage1_weights = torch.load(out / "ckpt_stage1.pt", map_location="cpu", weights_only=False)["ema"]
+            model.load_state_dict({k: v for k, v in stage1_weights.items() if not k.startswith("dit.")}, strict=False)
         trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
         for p in model.parameters():
             p.requires_grad_(False)
@@ -316,6 +317,8 @@ def main(argv=None):
                 if ddp:
                     dist.barrier()
         if stage == 1 and master:  # stage 2 starts from stage 1's best
+            if step == 0:
+                raise SystemExit("error: stage 1 ran no step (--max-steps 0?), so stage 2 has no masker to start from")
             save_checkpoint(torch.load(out / "ckpt_best.pt", weights_only=False), out / "ckpt_stage1.pt")
         if ddp:
             dist.barrier()
