@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, on the offline demo corpus: build it, train both stages of the tiny model for about
+# The main job, on the offline demo corpus: build it, train both stages of the small model for about
 # 15 minutes on CPU, extract one test mixture to a wav file, and evaluate seen and unseen speakers.
 # MINUTES (per stage, default 7) and EVAL_LIMIT (examples per split, default 100) shorten or lengthen it.
 set -euo pipefail
@@ -8,7 +8,7 @@ MINUTES=${MINUTES:-7}
 RUN=runs/demo-$(date +%Y%m%d-%H%M%S)
 
 python3 data.py demo                          # data/demo, in the LibriMix layout (kept if already built)
-python3 train.py --data demo --out "$RUN" --max-steps 800 1600 --max-minutes "$MINUTES" --eval-every 200
+python3 train.py --data demo --out "$RUN" --config small --max-steps 1400 1400 --max-minutes "$MINUTES" --eval-every 200
 
 # one unseen-speaker test mixture and its enrollment, from the fixed enrollment list
 D=data/demo/Libri2Mix/wav16k/min

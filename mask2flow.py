@@ -308,7 +308,8 @@ class Config:
 
 
 CONFIGS = {
-    "tiny": Config(),
+    "tiny": Config(),  # tests
+    "small": Config(patch=1, dit_width=128, dit_depth=3),  # CPU demos: a DiT with room to beat the mask
     "paper": Config(spk_channels=32, spk_hidden=256, spk_dim=256,
                     mask_channels=16, mask_hidden=512, mask_lstm_layers=2,
                     patch=4, dit_width=640, dit_depth=9, dit_heads=8),

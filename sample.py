@@ -28,7 +28,7 @@ from scipy.stats import t as student_t
 from data import AudioError, DataError, LibriMix, libri2mix_dir, load_audio, resolve_root
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters, si_sdr
 
-PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "demo_tiny.pt"
+PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "demo.pt"
 MIN_REF_SECONDS = 0.5  # shorter enrollments carry too little of the voice to identify it
 SILENT_PEAK = 10 ** (-80 / 20)  # a recording whose peak is below -80 dBFS is treated as silence
 CHUNK_SECONDS = 10.0  # long recordings are extracted in windows of this length, which bounds memory
@@ -384,7 +384,7 @@ def get_parser():
                    "with --eval the folder of the JSON results (default: the checkpoint's folder); "
                    "with --bench the JSON table (default runs/bench.json)")
     p.add_argument("--ckpt", metavar="PATH", help="checkpoint (default: the newest runs/*/ckpt_best.pt, "
-                   "else runs/*/ckpt_last.pt, else pretrained/demo_tiny.pt)")
+                   "else runs/*/ckpt_last.pt, else pretrained/demo.pt)")
     p.add_argument("--steps", type=int, metavar="N", default=1,
                    help="Euler steps of the flow; 0 = mask-only (default 1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
@@ -403,8 +403,8 @@ def get_parser():
     p.add_argument("--eval-steps", type=int, nargs="+", metavar="N",
                    help="step counts compared with mask-only by --eval (default 1 4) and --bench (default 1 8)")
     p.add_argument("--bench", action="store_true", help="measure real-time factors instead")
-    p.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", default=["tiny", "paper"],
-                   help=f"--bench: model configs to time, of {list(CONFIGS)} (default tiny paper)")
+    p.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", default=list(CONFIGS),
+                   help=f"--bench: model configs to time, of {list(CONFIGS)} (default all)")
     p.add_argument("--repeats", type=int, metavar="N", default=5,
                    help="--bench: timed runs per measurement, after one warm-up; the median is reported (default 5)")
     return p

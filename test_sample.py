@@ -147,7 +147,7 @@ def test_bad_input_through_the_entry_point(tmp_path, ckpt):
 
 
 def test_default_checkpoint_choice(tmp_path):
-    runs, pretrained = tmp_path / "runs", tmp_path / "demo_tiny.pt"
+    runs, pretrained = tmp_path / "runs", tmp_path / "demo.pt"
     with pytest.raises(sample.InputError, match="train one with"):
         sample.find_checkpoint(runs, pretrained)
     pretrained.touch()

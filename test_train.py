@@ -16,7 +16,7 @@ def small(corpus, out, steps=(4, 3), batch=2):
     """A few steps of both stages on half-second crops."""
     return ["--data", str(corpus), "--out", str(out), "--max-steps", *map(str, steps), "--eval-every", "2",
             "--eval-examples", "2", "--batch-size", str(batch), "--warmup", "1", "--log-every", "1",
-            "--segment", "0.5", "--enroll-segment", "0.5"]
+            "--segment", "0.5", "--enroll-segment", "0.5", "--config", "tiny"]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,8 @@ def test_torchrun_two_processes(corpus, tmp_path):
     """DistributedDataParallel on CPU (gloo): the same script, two ranks, only rank 0 writes."""
     out = tmp_path / "ddp"
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                        "29517", str(TRAIN_PY), *small(corpus, out, steps=(2,), batch=1), "--device", "cpu"],
+                        "29517", str(TRAIN_PY), *small(corpus, out, steps=(2,), batch=1), "--device", "cpu",
+                        "--max-minutes", "10"],  # the ranks agree on the budget every step
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("parameters,") == 1  # one process prints

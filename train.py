@@ -127,7 +127,7 @@ def parse_args(argv=None):
     p.add_argument("--dev-split", default="dev")
     p.add_argument("--segment", type=float, default=3.0, help="training crop, seconds")
     p.add_argument("--enroll-segment", type=float, default=4.0, help="training enrollment crop, seconds")
-    p.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="model size preset")
+    p.add_argument("--config", default="small", choices=list(CONFIGS), help="model size preset")
     p.add_argument("--stage", default="all", choices=["1", "2", "all"])
     p.add_argument("--stage1", default=None, metavar="PATH",
                    help="with --stage 2: start from this stage-1 checkpoint (another run's ckpt_stage1.pt), "
@@ -197,11 +197,12 @@ def main(argv=None):
         for k, v in ckpt["args"].items():  # a run resumes with its own data and schedule
             if k not in ("resume", "out", "device", "stage", "max_minutes", "workers", "log_every", "compile"):
                 setattr(args, k, v)
-        with open(out / "log.csv", newline="") as f:  # rows past the checkpoint will be written again
-            rows = [r for r in csv.DictReader(f) if (int(r["stage"]), int(r["step"])) <= (ckpt["stage"], ckpt["step"])]
-        (out / "log.csv").unlink()
-        for r in rows:
-            append_row(out / "log.csv", r)
+        if master:  # rows past the checkpoint will be written again
+            with open(out / "log.csv", newline="") as f:
+                rows = [r for r in csv.DictReader(f) if (int(r["stage"]), int(r["step"])) <= (ckpt["stage"], ckpt["step"])]
+            (out / "log.csv").unlink()
+            for r in rows:
+                append_row(out / "log.csv", r)
     elif out.exists() and any(out.iterdir()):
         raise SystemExit(f"error: {out} already holds a run; continue it with --resume or choose --out")
     if master:
@@ -285,7 +286,11 @@ def main(argv=None):
         t_start, first_step, seen, log = time.time(), step, 0, []
         stream = batches(train_set, args, step, rank, world)
         while step < max_steps:
-            if max_minutes is not None and time.time() - t_start > 60 * max_minutes:
+            stop = torch.tensor(float(max_minutes is not None and time.time() - t_start > 60 * max_minutes))
+            if ddp:  # every rank stops at the same step, rank 0's clock decides
+                stop = stop.to(device)
+                dist.broadcast(stop, 0)
+            if stop.item():
                 if master:
                     print(f"stage {stage}: time budget of {max_minutes} min reached at step {step}")
                     if step % args.eval_every:
