@@ -86,6 +86,13 @@ def frame_mask(lengths, T, hop):
     return torch.arange(T, device=lengths.device) < (1 + lengths // hop)[:, None]
 
 
+def halved(n, times):
+    """Length of an axis after `times` stride-2 convolutions with padding 1: ceil(n / 2) each time."""
+    for _ in range(times):
+        n = (n + 1) // 2
+    return n
+
+
 def modulate(x, shift, scale):
     """adaLN: x * (1 + scale) + shift, broadcast over tokens. x (B, N, D), shift/scale (B, D)."""
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
@@ -117,10 +124,7 @@ class SpeakerEncoder(nn.Module):
         C, D = cfg.spk_channels, cfg.spk_hidden
         self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else C, C, 3, stride=(2, 1), padding=1)
                                     for i in range(cfg.spk_layers)])  # stride 2 in frequency only
-        Fd = cfg.n_freqs
-        for _ in range(cfg.spk_layers):
-            Fd = (Fd + 1) // 2
-        self.proj = nn.Conv1d(C * Fd, D, 1)
+        self.proj = nn.Conv1d(C * halved(cfg.n_freqs, cfg.spk_layers), D, 1)
         self.attention = nn.Sequential(nn.Conv1d(D, D // 4, 1), nn.Tanh(), nn.Conv1d(D // 4, 1, 1))
         self.out = nn.Linear(2 * D, cfg.spk_dim)
 
@@ -168,7 +172,7 @@ class Masker(nn.Module):
         self.norms = nn.ModuleList([nn.GroupNorm(1, C) for _ in range(cfg.mask_layers)])
         self.films = nn.ModuleList([FiLM(cfg.spk_dim, C) for _ in range(cfg.mask_layers)])
         self.acts = nn.ModuleList([nn.PReLU(C) for _ in range(cfg.mask_layers)])
-        self.bottleneck = nn.Linear(C * ((cfg.n_freqs + 3) // 4), H)
+        self.bottleneck = nn.Linear(C * halved(cfg.n_freqs, min(2, cfg.mask_layers)), H)
         self.film = FiLM(cfg.spk_dim, H)
         self.lstm = nn.LSTM(H, H, num_layers=cfg.mask_lstm_layers, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * H, cfg.n_freqs)
