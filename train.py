@@ -202,7 +202,7 @@ def main(argv=None):
                 rows = [r for r in csv.DictReader(f) if (int(r["stage"]), int(r["step"])) <= (ckpt["stage"], ckpt["step"])]
             (out / "log.csv").unlink()
             for r in rows:
-                append_row(out / "log.csv", r)
+                append_row(out / "log.csv", {**r, "minutes": r.get("minutes", "")})
     elif out.exists() and any(out.iterdir()):
         raise SystemExit(f"error: {out} already holds a run; continue it with --resume or choose --out")
     if master:
@@ -254,11 +254,11 @@ def main(argv=None):
             p.requires_grad_(True)
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
         ema = copy.deepcopy(model).eval()
-        step, best = 0, -float("inf")
+        step, best, minutes_before = 0, -float("inf"), 0.0
         if resuming:
             optimizer.load_state_dict(ckpt["optimizer"])
             ema.load_state_dict(ckpt["ema"])
-            step, best = ckpt["step"], ckpt["best_val"]
+            step, best, minutes_before = ckpt["step"], ckpt["best_val"], ckpt.get("minutes", 0.0)
             set_rng_state(ckpt["rng"])
         max_steps = args.max_steps[min(stage, len(args.max_steps)) - 1]
         max_minutes = args.max_minutes and args.max_minutes[min(stage, len(args.max_minutes)) - 1]
@@ -272,13 +272,14 @@ def main(argv=None):
             score = val["mask"] if stage == 1 else val["flow1"]
             print(f"stage {stage} step {step} dev SI-SDR: mixture {val['mixture']:.2f} mask {val['mask']:.2f} "
                   f"1-step {val['flow1']:.2f} dB" + (" (best)" if score > best else ""), flush=True)
+            minutes = minutes_before + (time.time() - t_start) / 60  # this stage's wall time, over resumes
             append_row(out / "log.csv", {"stage": stage, "step": step, "train_loss": float(np.mean(log)) if log else float("nan"),
-                                         **{f"dev_{k}": v for k, v in val.items()}})
+                                         **{f"dev_{k}": v for k, v in val.items()}, "minutes": minutes})
             log.clear()  # train_loss is the mean since the last validation
             best = max(best, score)
             state = {"config": dataclasses.asdict(cfg), "model": model.state_dict(), "ema": ema.state_dict(),
                      "optimizer": optimizer.state_dict(), "stage": stage, "step": step, "best_val": best,
-                     "val": val, "rng": rng_state(), "data": data_opts, "args": vars(args)}
+                     "val": val, "minutes": minutes, "rng": rng_state(), "data": data_opts, "args": vars(args)}
             if score == best:
                 save_checkpoint(state, out / "ckpt_best.pt")
             save_checkpoint(state, last)
