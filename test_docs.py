@@ -200,7 +200,7 @@ def test_results_page(tmp_path):
 
 def test_plots(tmp_path):
     pytest.importorskip("matplotlib")
-    args = argparse.Namespace(out=tmp_path, split="test", runs=[tmp_path / "run"], ckpt=None,
+    args = argparse.Namespace(out=tmp_path, split="test", runs=[tmp_path / "run", f"{tmp_path / 'run'}:1"], ckpt=None,
                               flow_only=None, noise=None, control=None)
     props = figures.shares({"flow-only step 1": [3.0, 1.0], "mask": [1.0, 0.0], "target": [2.0, 1.0]})
     figures.plot_di({"clean": props, "noisy": props}, args, 2)

@@ -352,33 +352,38 @@ def read_log(path):
     return out
 
 
-def run_start(run):
-    """Where a run's flow starts ("masked", "mixture", "noise"), from its checkpoint's config."""
-    for name in ("ckpt_last.pt", "ckpt_best.pt"):
-        if (Path(run) / name).is_file():
-            return torch.load(Path(run) / name, map_location="cpu", weights_only=False)["config"]["start"]
-    return "masked"
+def run_info(run):
+    """(where the run's flow starts, the step of the stage-1 checkpoint its stage 2 began from)."""
+    run, info = Path(run), {}
+    for name in ("ckpt_stage1.pt", "ckpt_last.pt"):
+        if (run / name).is_file():
+            info[name] = torch.load(run / name, map_location="cpu", weights_only=False)
+    start = info["ckpt_last.pt"]["config"]["start"] if "ckpt_last.pt" in info else "masked"
+    return start, info["ckpt_stage1.pt"]["step"] if "ckpt_stage1.pt" in info else 0
 
 
 def cmd_curves(args):
     runs = args.runs or [Path(p).parent for p in (args.ckpt, args.flow_only, args.noise, args.control) if p]
-    logs = {Path(r).name: (read_log(Path(r) / "log.csv"), run_start(r))
-            for r in runs if (Path(r) / "log.csv").is_file()}
+    logs = {}
+    for r in map(str, runs):  # RUN, or RUN:STAGES to keep only some stages' rows (RUN:1)
+        run, _, only = r.partition(":")
+        if (Path(run) / "log.csv").is_file():
+            log, (start, stage1_step) = read_log(Path(run) / "log.csv"), run_info(run)
+            keep = {int(c) for c in only} if only else {1, 2} if start == "masked" else {2}
+            logs[r] = {s: c for s, c in log.items() if s in keep}, start, stage1_step
     if not logs:
         return print("curves: no log.csv in the runs given; skipped")
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4), layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for (name, (log, start)), color in zip(logs.items(), colors):
-        if start != "masked":  # stage 1 trained a masker that this flow never uses
-            log = {s: c for s, c in log.items() if s == 2}
-        offset = 0
+    for (name, (log, start, stage1_step)), color in zip(logs.items(), colors):
+        name = f"{Path(name.partition(':')[0]).name} (x0: {start})"
         for stage, c in log.items():
-            axes[stage - 1].plot(c["step"], c["train_loss"], color=color, label=f"{name} (x0: {start})")
+            offset = 0 if stage == 1 else stage1_step  # stage 2 starts from stage 1's best checkpoint
+            axes[stage - 1].plot(c["step"], c["train_loss"], color=color, label=name)
             dev = c["dev_mask"] if stage == 1 else c["dev_flow1"]
             axes[2].plot(c["step"] + offset, dev, color=color, linestyle="-" if stage == 1 else "--", marker=".",
                          label=f"{name}, stage {stage}")
-            offset += c["step"][-1]
     first = next(iter(logs.values()))[0]
     axes[2].axhline(next(iter(first.values()))["dev_mixture"][0], color="black", linestyle=":",
                     label="the mixture itself")
@@ -391,7 +396,7 @@ def cmd_curves(args):
         ax.set_xlabel("step of the stage")
         ax.legend(fontsize=7)
     axes[2].set_ylabel("dev SI-SDR (dB)")
-    axes[2].set_xlabel("step (stage 2 continues after stage 1)")
+    axes[2].set_xlabel("step (stage 2 continues after its stage-1 checkpoint)")
     axes[2].legend(fontsize=7)
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -431,7 +436,8 @@ def main(argv=None):
     common.add_argument("--flow-only", help="flow-from-the-mixture checkpoint (train.py --start mixture)")
     common.add_argument("--noise", help="flow-from-noise checkpoint (train.py --start noise)")
     common.add_argument("--control", help="fair control: a mask-only checkpoint (train.py --stage 1, longer)")
-    common.add_argument("--runs", nargs="+", help="curves: run folders with log.csv (default: the checkpoints')")
+    common.add_argument("--runs", nargs="+", metavar="RUN[:STAGES]",
+                        help="curves: run folders with log.csv (default: the checkpoints'); RUN:1 keeps stage 1 only")
     common.add_argument("--data", default="demo", help="demo, LibriMix or a LibriMix-layout folder")
     common.add_argument("--split", default="test", help="test = unseen speakers")
     common.add_argument("--limit", type=int, default=50, help="first N examples of the split")
