@@ -196,6 +196,15 @@ def test_results_page(tmp_path):
     assert "flow-only from the mixture, 1 step" in page
     assert "x0 = mixture" not in page and page.count("| mixture |") == 1
     assert "a test machine" in page
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{results.BEGIN}\nold\n{results.END}\n\nthe rest\n")
+    results.update_readme(readme, [tmp_path / "m2f"], None)
+    text = readme.read_text()
+    assert "old" not in text and "| Mask2Flow 1 step | 1 | 12.75 ± " in text
+    assert text.startswith("# title\n") and text.endswith(f"{results.END}\n\nthe rest\n")
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="needs one"):
+        results.update_readme(readme, [tmp_path / "m2f"], None)
 
 
 def test_plots(tmp_path):

@@ -7,6 +7,7 @@ Write docs/results.md from the JSON files the project's commands write, and from
   --runs     run folders holding eval_<data>_<split>_<clean|noisy>.json (python sample.py --eval)
   --bench    the JSON of python sample.py --bench
   --figures  the folder holding di.json, steps.json, example.json, single.json (docs/figures.py)
+  --readme   also rewrite the clean-mixture tables in the top-level README, between its markers
 
 A section whose JSON is missing says which command makes it. Without any input this writes the
 empty template that docs/results.md starts as.
@@ -66,36 +67,53 @@ def system_rows(report):
     return out
 
 
-def quality_section(reports):
+def rtf(bench, params, steps):
+    """Real-time factor of a model of this size at this many steps on the benchmark's CPU, or '–'."""
+    for b in (bench or {}).get("rows", []):
+        if b["device"] == "cpu" and b["parameters"] == params and str(steps) in b["rtf"]:
+            return f"{b['rtf'][str(steps)]:.4f}"
+    return "–"
+
+
+def quality_section(reports, bench=None, mix_types=("clean", "noisy")):
     lines = ["## Extraction quality", ""]
     if not reports:
         return lines + ["_Not measured yet._ For each run: `python sample.py --ckpt RUN/ckpt_best.pt --eval "
                         "--data demo --limit 100` (add `--noisy` for noisy mixtures), then " + RERUN + ".", ""]
     groups = {}
     for path, r in reports:
-        groups.setdefault((r["data"], r["split"], r["mix_type"]), []).append((path, r))
+        if r["mix_type"] in mix_types:
+            groups.setdefault((r["data"], r["split"], r["mix_type"]), []).append((path, r))
     lines.append("Mean ± 95% confidence interval over the examples (Student t). SI-SDRi is the SI-SDR gain "
-                 "over the mixture. Source: the `eval_*.json` files of `python sample.py --eval`.")
+                 "over the mixture. Source: the `eval_*.json` files of `python sample.py --eval`. "
+                 "RTF: compute time over audio time of a model of that size and step count on "
+                 f"{bench_machine(bench)}, from `python sample.py --bench` (– where it timed no such model).")
     for (data, split, mix_type), items in sorted(groups.items()):
         first = items[0][1]
         lines += ["", f"### {data} {split} ({first['label']}), {mix_type}", "",
-                  row(["system", "steps", *METRICS.values(), "n", "parameters", "run (stage, step)"]),
-                  row(["---"] * (len(METRICS) + 5))]
+                  row(["system", "steps", *METRICS.values(), "n", "parameters", "RTF", "run (stage, step)"]),
+                  row(["---"] * (len(METRICS) + 6))]
         mix = first["systems"]["mixture"]["metrics"]
-        lines.append(row(["mixture", "–", *map(cell, mix.values()), first["n"], "–", "–"]))
+        lines.append(row(["mixture", "–", *map(cell, mix.values()), first["n"], "–", "–", "–"]))
         order = {"mask2flow": 0, "control": 1, "flow-only": 2, "noise": 3}
         for path, r in sorted(items, key=lambda item: order[kind(item[1])]):
-            params = r.get("parameters")
-            params = f"{params['total'] / 1e6:.2f}M" if isinstance(params, dict) else "–"
+            total = (r.get("parameters") or {}).get("total")
+            params = f"{total / 1e6:.2f}M" if total else "–"
             where = f"`{Path(path).parent.name}` ({r.get('stage')}, {r.get('step')})"
             for label, steps, metrics in system_rows(r):
-                lines.append(row([label, steps, *(cell(metrics.get(k)) for k in METRICS), r["n"], params, where]))
+                lines.append(row([label, steps, *(cell(metrics.get(k)) for k in METRICS), r["n"], params,
+                                  rtf(bench, total, steps), where]))
         machines = sorted({r["machine"] for _, r in items})
         lines += ["", f"Measured on {', '.join(machines)}; torch {first['torch']}; "
                   f"{sum(r['seconds'] for _, r in items):.0f} s of evaluation in all."]
         if len({r["n"] for _, r in items}) > 1:
             lines.append("**The runs were evaluated on different numbers of examples: compare with care.**")
     return lines + [""]
+
+
+def bench_machine(bench):
+    names = sorted({b["device_name"] for b in (bench or {}).get("rows", []) if b["device"] == "cpu"})
+    return ", ".join(names) or "the benchmark's CPU"
 
 
 def bench_section(bench):
@@ -240,7 +258,7 @@ def build(runs=(), bench=None, figures=None):
              "Every number on this page is read from a JSON file that a command of the project wrote; "
              "each section names its file. How to produce them all: [README](README.md).", ""]
     lines += claims_section(reports, bench, figs.get("di"), figs.get("steps"), figs.get("single"))
-    lines += quality_section(reports)
+    lines += quality_section(reports, bench)
     lines += bench_section(bench)
     lines += di_section(figs.get("di"))
     lines += steps_section(figs.get("steps"))
@@ -249,15 +267,34 @@ def build(runs=(), bench=None, figures=None):
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- results.py: begin -->", "<!-- results.py: end -->"
+
+
+def update_readme(path, runs, bench):
+    """Replace the README's block between BEGIN and END with the clean-mixture tables."""
+    text = Path(path).read_text()
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise SystemExit(f"error: {path} needs one '{BEGIN}' line and one '{END}' line")
+    reports = [(str(p), json.loads(p.read_text())) for run in runs for p in sorted(Path(run).glob("eval_*.json"))]
+    table = quality_section(reports, json.loads(Path(bench).read_text()) if bench else None, ("clean",))[2:]
+    head, rest = text.split(BEGIN)
+    Path(path).write_text(head + BEGIN + "\n" + "\n".join(table).replace("### ", "#### ") + END + rest.split(END)[1])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="*", default=[], help="run folders with eval_*.json")
     p.add_argument("--bench", help="the JSON of python sample.py --bench")
     p.add_argument("--figures", help="folder with the JSON of docs/figures.py")
     p.add_argument("--out", type=Path, default=Path("docs/results.md"))
+    p.add_argument("--readme", type=Path, help="also write the clean-mixture tables into this file, between "
+                   f"the lines {BEGIN} and {END}")
     args = p.parse_args(argv)
     args.out.write_text(build(args.runs, args.bench, args.figures).rstrip("\n") + "\n")
     print(f"wrote {args.out}")
+    if args.readme:
+        update_readme(args.readme, args.runs, args.bench)
+        print(f"updated the results block of {args.readme}")
 
 
 if __name__ == "__main__":
