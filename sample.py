@@ -108,7 +108,8 @@ def device_name(device):
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"{cpu}, {n} thread{'s' * (n > 1)}"
 
 # -----------------------------------------------------------------------------
 # extraction of a whole recording
