@@ -359,7 +359,8 @@ def run_info(run):
         if (run / name).is_file():
             info[name] = torch.load(run / name, map_location="cpu", weights_only=False)
     start = info["ckpt_last.pt"]["config"]["start"] if "ckpt_last.pt" in info else "masked"
-    return start, info["ckpt_stage1.pt"]["step"] if "ckpt_stage1.pt" in info else 0
+    stage1 = info.get("ckpt_stage1.pt", {})  # a finished Mask2Flow checkpoint given as --stage1 has no stage-1 step
+    return start, stage1["step"] if stage1.get("stage") == 1 else 0
 
 
 def cmd_curves(args):
