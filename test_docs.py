@@ -196,6 +196,8 @@ def test_results_page(tmp_path):
     assert "flow-only from the mixture, 1 step" in page
     assert "x0 = mixture" not in page and page.count("| mixture |") == 1
     assert "a test machine" in page
+    assert "| the flow stage beats the same budget spent on masking (test, clean) | not reported | " \
+           "SI-SDRi 2.00 ± " in page
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{results.BEGIN}\nold\n{results.END}\n\nthe rest\n")
     results.update_readme(readme, [tmp_path / "m2f"], None)
