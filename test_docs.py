@@ -190,7 +190,14 @@ def test_results_page(tmp_path):
     for run, start, stage in (("m2f", "masked", 2), ("control", "masked", 1), ("flow", "mixture", 2)):
         (tmp_path / run).mkdir()
         (tmp_path / run / "eval_demo_test_clean.json").write_text(json.dumps(fake_report(start, stage)))
-    page = results.build([tmp_path / r for r in ("m2f", "control", "flow")])
+    variant = fake_report("masked")
+    variant["config"] = {"t_zero": 0.0, "t_power": 1.0}
+    variant["systems"]["Mask2Flow 1 step"]["metrics"] = fake_report("mixture")["systems"]["mixture"]["metrics"]
+    (tmp_path / "variant").mkdir()
+    (tmp_path / "variant" / "eval_demo_test_clean.json").write_text(json.dumps(variant))
+    page = results.build([tmp_path / r for r in ("m2f", "control", "flow", "variant")])
+    assert page.count("| mask-only (stage 1 of Mask2Flow) |") == 1  # the variant's masker is the same
+    assert "| Mask2Flow 1 step (t_zero 0, t_power 1) | 1 | 1.00 ± " in page
     assert "| Mask2Flow 1 step | 1 | 12.75 ± " in page
     assert "| mask-only, fair control (stage 1 only, trained longer) | 0 | 2.00 ± " in page
     assert "flow-only from the mixture, 1 step" in page

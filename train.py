@@ -154,7 +154,8 @@ def parse_args(argv=None):
     model = p.add_argument_group("model (override any field of the --config preset)")
     for f in dataclasses.fields(Config):
         kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool") else type(f.default)
-        model.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, metavar=f.type.__name__.upper())
+        model.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, metavar=f.type.__name__.upper(),
+                           help="presets: " + ", ".join(f"{n} {getattr(c, f.name)}" for n, c in CONFIGS.items()))
     return p.parse_args(argv)
 
 

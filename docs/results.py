@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from mask2flow import Config  # noqa: E402
 from sample import METRICS, cell, row  # noqa: E402
 
 RERUN = "`python docs/results.py --runs RUN ... --bench runs/bench.json --figures docs`"
@@ -49,6 +50,13 @@ def kind(report):
     return "flow-only" if "x0 = mixture" in systems else "noise"
 
 
+def sampler(report):
+    """' (t_zero 0, t_power 1)' for a run trained with another time sampler than Config's default."""
+    cfg, default = report.get("config", {}), Config()
+    changed = [f"{f} {cfg[f]:g}" for f in ("t_zero", "t_power") if f in cfg and cfg[f] != getattr(default, f)]
+    return f" ({', '.join(changed)})" if changed else ""
+
+
 def system_rows(report):
     """(label, steps, metrics) of one run's report, without the rows another run already gives
     (the mixture) or that mean nothing (x0 itself for a baseline, the untrained flow of a control)."""
@@ -60,7 +68,8 @@ def system_rows(report):
             if s["steps"] == 0:
                 out.append(("mask-only, fair control (stage 1 only, trained longer)", 0, s["metrics"]))
         elif k == "mask2flow":
-            out.append(("mask-only (stage 1 of Mask2Flow)" if s["steps"] == 0 else name, s["steps"], s["metrics"]))
+            out.append(("mask-only (stage 1 of Mask2Flow)" if s["steps"] == 0 else name + sampler(report),
+                        s["steps"], s["metrics"]))
         elif s["steps"] > 0:
             label = "flow-only from the mixture" if k == "flow-only" else "flow from noise"
             out.append((f"{label}, {s['steps']} step{'s' * (s['steps'] > 1)}", s["steps"], s["metrics"]))
@@ -95,14 +104,17 @@ def quality_section(reports, bench=None, mix_types=("clean", "noisy")):
                   row(["---"] * (len(METRICS) + 6))]
         mix = first["systems"]["mixture"]["metrics"]
         lines.append(row(["mixture", "–", *map(cell, mix.values()), first["n"], "–", "–", "–"]))
-        order = {"mask2flow": 0, "control": 1, "flow-only": 2, "noise": 3}
+        order, shown = {"mask2flow": 0, "control": 1, "flow-only": 2, "noise": 3}, set()
         for path, r in sorted(items, key=lambda item: order[kind(item[1])]):
             total = (r.get("parameters") or {}).get("total")
             params = f"{total / 1e6:.2f}M" if total else "–"
             where = f"`{Path(path).parent.name}` ({r.get('stage')}, {r.get('step')})"
             for label, steps, metrics in system_rows(r):
-                lines.append(row([label, steps, *(cell(metrics.get(k)) for k in METRICS), r["n"], params,
-                                  rtf(bench, total, steps), where]))
+                scores = tuple(cell(metrics.get(k)) for k in METRICS)
+                if (label, scores) in shown:  # the same masker, evaluated again by a variant's run
+                    continue
+                shown.add((label, scores))
+                lines.append(row([label, steps, *scores, r["n"], params, rtf(bench, total, steps), where]))
         machines = sorted({r["machine"] for _, r in items})
         lines += ["", f"Measured on {', '.join(machines)}; torch {first['torch']}; "
                   f"{sum(r['seconds'] for _, r in items):.0f} s of evaluation in all."]
