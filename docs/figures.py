@@ -17,6 +17,7 @@ of `python sample.py --eval`, into docs/results.md.
 
 import argparse
 import csv
+import functools
 import json
 import sys
 import time
@@ -117,6 +118,7 @@ def steps_scores(models, mix, target, ref, steps, metrics, seed=0):
 # data and checkpoints
 
 
+@functools.lru_cache(maxsize=None)  # `all` and `single` ask for the same checkpoints more than once
 def load(path):
     return None if path is None else load_model(path, torch.device("cpu"))[0]
 
