@@ -266,8 +266,13 @@ def claims_section(reports, bench, di, st, sg):
     return lines + [""]
 
 
+def read_reports(runs):
+    """(path, report) of every eval_*.json in the run folders, in the order the runs are given."""
+    return [(str(p), json.loads(p.read_text())) for run in runs for p in sorted(Path(run).glob("eval_*.json"))]
+
+
 def build(runs=(), bench=None, figures=None):
-    reports = [(str(p), json.loads(p.read_text())) for run in runs for p in sorted(Path(run).glob("eval_*.json"))]
+    reports = read_reports(runs)
     bench = json.loads(Path(bench).read_text()) if bench and Path(bench).is_file() else None
     figs = {}
     for name in ("di", "steps", "example", "single"):
@@ -296,8 +301,7 @@ def update_readme(path, runs, bench):
     text = Path(path).read_text()
     if text.count(BEGIN) != 1 or text.count(END) != 1:
         raise SystemExit(f"error: {path} needs one '{BEGIN}' line and one '{END}' line")
-    reports = [(str(p), json.loads(p.read_text())) for run in runs for p in sorted(Path(run).glob("eval_*.json"))]
-    table = quality_section(reports, json.loads(Path(bench).read_text()) if bench else None, ("clean",))[2:]
+    table = quality_section(read_reports(runs), json.loads(Path(bench).read_text()) if bench else None, ("clean",))[2:]
     head, rest = text.split(BEGIN)
     Path(path).write_text(head + BEGIN + "\n" + "\n".join(table).replace("### ", "#### ") + END + rest.split(END)[1])
 
