@@ -289,7 +289,7 @@ def main(argv=None):
         stream = batches(train_set, args, step, rank, world)
         while step < max_steps:
             stop = torch.tensor(float(max_minutes is not None and time.time() - t_start > 60 * max_minutes))
-            if ddp:  # every rank stops at the same step, rank 0's clock decides
+            if ddp and max_minutes is not None:  # every rank stops at the same step, rank 0's clock decides
                 stop = stop.to(device)
                 dist.broadcast(stop, 0)
             if stop.item():
@@ -323,9 +323,9 @@ def main(argv=None):
                     validate_and_save()
                 if ddp:
                     dist.barrier()
+        if stage == 1 and step == 0:  # every rank exits, none is left waiting at a barrier
+            raise SystemExit("error: stage 1 ran no step (--max-steps 0?), so stage 2 has no masker to start from")
         if stage == 1 and master:  # stage 2 starts from stage 1's best
-            if step == 0:
-                raise SystemExit("error: stage 1 ran no step (--max-steps 0?), so stage 2 has no masker to start from")
             save_checkpoint(torch.load(out / "ckpt_best.pt", weights_only=False), out / "ckpt_stage1.pt")
         if ddp:
             dist.barrier()
