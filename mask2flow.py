@@ -2,14 +2,18 @@
 Mask2Flow-TSE: two-stage target speaker extraction with masking and flow matching.
 Moon, Choi, Park, Kim, Shim, "Mask2Flow-TSE", arXiv 2603.12837. A from-scratch reference.
 
-Stage 1, masking: a small conv + BiLSTM net, conditioned on a speaker embedding of the
-enrollment, predicts a mask M in [0, 1]; x0 = M * Y is a coarse, over-suppressed estimate.
+Stage 1, masking: a lightweight convolutional net (2-D convs, then a temporal conv net), conditioned
+on a speaker embedding of the enrollment, predicts a mask M in [0, 1]; x0 = M * Y is a coarse,
+over-suppressed estimate.
 Stage 2, flow matching: a DiT learns the constant velocity of the straight path from x0 to the
 clean target x1, so one Euler step x1 ~= x0 + v(x0, 0) is enough at inference.
 
 Tensor dimensions: B batch, L samples, F frequency bins (n_fft/2 + 1), T frames, C channels,
 N tokens, D transformer width, E speaker embedding size, p frames per token.
 Spectrograms are compressed complex STFTs stored as (B, 2, F, T): real and imaginary parts.
+Batches of different lengths are zero-padded; `frames` (B, T) marks the real frames, and every
+layer, the attention and the losses ignore the rest, so an example gives the same result alone or
+padded in a batch.
 """
 
 import math
@@ -29,6 +33,16 @@ def hann(n_fft, device=None):
     return 0.5 - 0.5 * torch.cos(2 * math.pi * n / n_fft)
 
 
+def frame_mask(lengths, T, hop):
+    """(B,) sample counts -> (B, T) bool, True on frames of the real signal (1 + length // hop)."""
+    return torch.arange(T, device=lengths.device) < (1 + lengths // hop)[:, None]
+
+
+def every_frame(X, frames=None):
+    """frames (B, T) bool marks the real frames of X (B, C, F, T); None means all of them."""
+    return torch.ones(X.shape[0], X.shape[-1], dtype=torch.bool, device=X.device) if frames is None else frames
+
+
 def stft(x, n_fft, hop):
     """(B, L) waveform -> (B, 2, F, T) with T = 1 + L // hop centred frames (zero padding)."""
     x = F.pad(x, (n_fft // 2, n_fft // 2))
@@ -37,16 +51,18 @@ def stft(x, n_fft, hop):
     return torch.stack([spec.real, spec.imag], dim=1).transpose(2, 3)  # (B, 2, F, T)
 
 
-def istft(X, n_fft, hop, length):
-    """Inverse of stft: windowed overlap-add divided by the summed squared window."""
+def istft(X, n_fft, hop, length, frames=None):
+    """Inverse of stft: windowed overlap-add divided by the summed squared window of the real
+    frames (all of them unless frames (B, T) says which), so padding never dims the signal's end."""
     B, _, _, T = X.shape
     w = hann(n_fft, X.device)
+    m = every_frame(X, frames)[:, :, None].to(X.dtype)  # (B, T, 1)
     spec = torch.complex(X[:, 0], X[:, 1]).transpose(1, 2)  # (B, T, F)
-    frames = torch.fft.irfft(spec, n=n_fft, dim=-1) * w  # (B, T, n_fft)
+    chunks = torch.fft.irfft(spec, n=n_fft, dim=-1) * w * m  # (B, T, n_fft)
     padded = n_fft + hop * (T - 1)
     fold = lambda z: F.fold(z.transpose(1, 2), (1, padded), (1, n_fft), stride=(1, hop)).view(-1, padded)
-    y = fold(frames)  # (B, padded)
-    wsum = fold((w * w).expand(1, T, n_fft))  # (1, padded)
+    y = fold(chunks)  # (B, padded)
+    wsum = fold((w * w) * m)  # (B, padded)
     y = y / wsum.clamp_min(1e-8)
     return y[:, n_fft // 2: n_fft // 2 + length]
 
@@ -81,9 +97,23 @@ def straight_path(x0, x1, t):
     return (1 - t) * x0 + t * x1, x1 - x0
 
 
-def frame_mask(lengths, T, hop):
-    """(B,) sample counts -> (B, T) bool, True on frames of the real signal (1 + length // hop)."""
-    return torch.arange(T, device=lengths.device) < (1 + lengths // hop)[:, None]
+def rms(x, lengths):
+    """Root mean square of each (B, L) row over its first `lengths` samples -> (B, 1), at least 1e-8."""
+    return (x.pow(2).sum(-1, keepdim=True) / lengths[:, None].clamp_min(1)).sqrt().clamp_min(1e-8)
+
+
+def normalise(x, lengths):
+    """Unit RMS over the real samples; zero past them."""
+    valid = torch.arange(x.shape[-1], device=x.device) < lengths[:, None]
+    return x * valid / rms(x, lengths)
+
+
+def masked_mse(a, b, frames=None):
+    """Mean squared error over the real frames of each example, then over the batch: (B, C, F, T)
+    with frames (B, T) -> scalar. Each example counts once, however long it is."""
+    m = every_frame(a, frames)[:, None, None, :].to(a.dtype)  # (B, 1, 1, T)
+    per_example = ((a - b).pow(2) * m).sum((1, 2, 3)) / (m.sum((1, 2, 3)) * a.shape[1] * a.shape[2])
+    return per_example.mean()
 
 
 def halved(n, times):
@@ -159,33 +189,84 @@ class FiLM(nn.Module):
         return h * (1 + gain.view(shape)) + bias.view(shape)
 
 
+class FrameNorm(nn.Module):
+    """Layer norm over the values of one frame (channels, and bins if any), with a per-channel
+    affine. Unlike GroupNorm it never mixes frames, so padding cannot leak into real frames."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(C)), nn.Parameter(torch.zeros(C))
+
+    def forward(self, h):
+        x = h.transpose(1, -1)  # (B, T, F, C) or (B, T, C): one frame's values last
+        x = F.layer_norm(x, x.shape[2:]) * self.weight + self.bias
+        return x.transpose(1, -1)
+
+
+class TCNBlock(nn.Module):
+    """Conv-TasNet's block: speaker FiLM, 1x1 conv up to 2H channels, a depthwise conv dilated in
+    time, 1x1 conv back down, residual. Parallel over time, unlike an LSTM."""
+
+    def __init__(self, H, E, dilation):
+        super().__init__()
+        self.film = FiLM(E, H)
+        self.up = nn.Conv1d(H, 2 * H, 1)
+        self.act1, self.norm1 = nn.PReLU(2 * H), FrameNorm(2 * H)
+        self.depthwise = nn.Conv1d(2 * H, 2 * H, 3, padding=dilation, dilation=dilation, groups=2 * H)
+        self.act2, self.norm2 = nn.PReLU(2 * H), FrameNorm(2 * H)
+        self.down = nn.Conv1d(2 * H, H, 1)
+
+    def forward(self, h, spk, m):
+        """h (B, H, T), zero on padded frames; m (B, 1, T) float mask of the real frames."""
+        x = self.norm1(self.act1(self.up(self.film(h, spk)))) * m  # zero padding for the next conv
+        x = self.norm2(self.act2(self.depthwise(x)))
+        return h + self.down(x) * m
+
+
 class Masker(nn.Module):
-    """Y (compressed) -> mask in [0, 1]: 2-D convs with FiLM (the first two halve the frequency
-    axis), then a BiLSTM over time and a linear layer back to every bin."""
+    """Y (compressed) -> mask in [0, 1]. 2-D convs with FiLM over (F, T) (the first two halve the
+    frequency axis), a 1x1 bottleneck to H channels per frame, then over time either a temporal
+    conv net (masker "conv": TCN blocks with dilations 1, 2, ... 128 frames) or a BiLSTM
+    ("lstm", the earlier design), and a 1x1 conv back to every bin."""
 
     def __init__(self, cfg):
         super().__init__()
-        C, H = cfg.mask_channels, cfg.mask_hidden
+        assert cfg.masker in ("conv", "lstm"), f"unknown masker {cfg.masker!r}"
+        self.kind = cfg.masker
+        C, H, E = cfg.mask_channels, cfg.mask_hidden, cfg.spk_dim
         self.convs = nn.ModuleList([nn.Conv2d(3 if i == 0 else C, C, 3, stride=(2 if i < 2 else 1, 1),
                                               padding=(1, 2 ** i), dilation=(1, 2 ** i))
                                     for i in range(cfg.mask_layers)])  # F/4 after two layers; dilated in time
-        self.norms = nn.ModuleList([nn.GroupNorm(1, C) for _ in range(cfg.mask_layers)])
-        self.films = nn.ModuleList([FiLM(cfg.spk_dim, C) for _ in range(cfg.mask_layers)])
+        self.norms = nn.ModuleList([FrameNorm(C) for _ in range(cfg.mask_layers)])
+        self.films = nn.ModuleList([FiLM(E, C) for _ in range(cfg.mask_layers)])
         self.acts = nn.ModuleList([nn.PReLU(C) for _ in range(cfg.mask_layers)])
-        self.bottleneck = nn.Linear(C * halved(cfg.n_freqs, min(2, cfg.mask_layers)), H)
-        self.film = FiLM(cfg.spk_dim, H)
-        self.lstm = nn.LSTM(H, H, num_layers=cfg.mask_lstm_layers, batch_first=True, bidirectional=True)
-        self.out = nn.Linear(2 * H, cfg.n_freqs)
+        self.bottleneck = nn.Conv1d(C * halved(cfg.n_freqs, min(2, cfg.mask_layers)), H, 1)
+        if cfg.masker == "conv":
+            self.blocks = nn.ModuleList([TCNBlock(H, E, 2 ** (i % 8)) for i in range(cfg.mask_blocks)])
+            self.out = nn.Conv1d(H, cfg.n_freqs, 1)
+        else:
+            self.film = FiLM(E, H)
+            self.lstm = nn.LSTM(H, H, num_layers=cfg.mask_lstm_layers, batch_first=True, bidirectional=True)
+            self.out = nn.Conv1d(2 * H, cfg.n_freqs, 1)
 
-    def forward(self, Y, spk):
-        """Y (B, 2, F, T), spk (B, E) -> mask (B, 1, F, T)."""
+    def forward(self, Y, spk, frames=None):
+        """Y (B, 2, F, T), spk (B, E), frames (B, T) bool -> mask (B, 1, F, T)."""
+        frames = every_frame(Y, frames)
+        m = frames[:, None, :].to(Y.dtype)  # (B, 1, T)
         h = torch.cat([Y, magnitude(Y)], dim=1)  # (B, 3, F, T) real, imag, magnitude
         for conv, norm, film, act in zip(self.convs, self.norms, self.films, self.acts):
-            h = act(film(norm(conv(h)), spk))  # (B, C, F, T)
-        h = h.flatten(1, 2).transpose(1, 2)  # (B, T, C * F/4)
-        h = self.film(self.bottleneck(h).transpose(1, 2), spk).transpose(1, 2)  # (B, T, H)
-        h, _ = self.lstm(h)  # (B, T, 2H)
-        return torch.sigmoid(self.out(h)).transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
+            h = act(film(norm(conv(h)), spk)) * m[:, :, None]  # (B, C, F', T), padded frames zeroed
+        h = self.bottleneck(h.flatten(1, 2)) * m  # (B, H, T)
+        if self.kind == "conv":
+            for block in self.blocks:
+                h = block(h, spk, m)
+        else:  # the LSTM reads only the real frames of each example
+            n = frames.sum(-1).cpu()
+            h = nn.utils.rnn.pack_padded_sequence(self.film(h, spk).transpose(1, 2), n, batch_first=True,
+                                                  enforce_sorted=False)
+            h = nn.utils.rnn.pad_packed_sequence(self.lstm(h)[0], batch_first=True, total_length=Y.shape[-1])[0]
+            h = h.transpose(1, 2)  # (B, 2H, T)
+        return torch.sigmoid(self.out(h)).unsqueeze(1)  # (B, 1, F, T)
 
 # -----------------------------------------------------------------------------
 # stage 2: the velocity network, a DiT over time tokens
@@ -199,14 +280,16 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(D, 3 * D)
         self.proj = nn.Linear(D, D)
 
-    def forward(self, x):
+    def forward(self, x, keep):
+        """x (B, N, D); keep (B, N) bool: the tokens that may be attended to (not padding)."""
         B, N, D = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (B, h, N, d)
+        keep = keep[:, None, None, :]  # (B, 1, 1, N)
         if self.fast:
-            y = F.scaled_dot_product_attention(q, k, v)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
         else:  # the same thing, written out
-            att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
-            y = att @ v
+            score = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~keep, float("-inf"))
+            y = torch.softmax(score, dim=-1) @ v
         return self.proj(y.transpose(1, 2).reshape(B, N, D))
 
 
@@ -222,9 +305,9 @@ class DiTBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(D, 6 * D))
 
-    def forward(self, x, c):
+    def forward(self, x, c, keep):
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c).chunk(6, dim=-1)
-        x = x + gate1.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift1, scale1))
+        x = x + gate1.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift1, scale1), keep)
         x = x + gate2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift2, scale2))
         return x
 
@@ -241,9 +324,25 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
+class Skip(nn.Module):
+    """A per-bin linear map of the input channels [x_t, Y] straight to the velocity, its gains set by
+    the condition c. Through it any width can keep, subtract or rescale x_t exactly (e.g. the -x0
+    of x1 - x0), which a token of D < 2 F p numbers cannot carry; the DiT adds the rest."""
+
+    def __init__(self, Fq, D):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, 4, Fq))  # (out, in, F): zero, so v starts at 0
+        self.gain = nn.Linear(D, 2 * 4)
+
+    def forward(self, x, c):
+        """x (B, 4, F, T), c (B, D) -> (B, 2, F, T)."""
+        w = self.weight * (1 + self.gain(c).view(-1, 2, 4, 1))  # (B, 2, 4, F)
+        return torch.einsum("boif,bift->boft", w, x)
+
+
 class DiT(nn.Module):
     """v(xt, t | Y, e): the channels [xt, Y] are cut into tokens of p frames (all bins),
-    conditioned by c = MLP(time embedding) + W e through adaLN-Zero."""
+    conditioned by c = MLP(time embedding) + W e through adaLN-Zero, plus a per-bin skip."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -255,22 +354,26 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList([DiTBlock(D, cfg.dit_heads, cfg.mlp_ratio, cfg.fast_attention)
                                      for _ in range(cfg.dit_depth)])
         self.final = FinalLayer(D, 2 * Fq * p)
+        self.skip = Skip(Fq, D)
 
-    def forward(self, xt, t, y, spk):
-        """xt, y (B, 2, F, T), t (B,), spk (B, E) -> velocity (B, 2, F, T)."""
+    def forward(self, xt, t, y, spk, frames=None):
+        """xt, y (B, 2, F, T), t (B,), spk (B, E), frames (B, T) bool -> velocity (B, 2, F, T)."""
         B, _, Fq, T = xt.shape
         p = self.p
-        x = F.pad(torch.cat([xt, y], dim=1), (0, -T % p))  # (B, 4, F, T') with T' = N p
+        inputs = torch.cat([xt, y], dim=1)  # (B, 4, F, T)
+        x = F.pad(inputs, (0, -T % p))  # (B, 4, F, T') with T' = N p
         N = x.shape[-1] // p
         x = x.view(B, 4, Fq, N, p).permute(0, 3, 1, 2, 4).reshape(B, N, 4 * Fq * p)  # patchify
         x = self.embed(x)  # (B, N, D)
         x = x + position_embedding(N, x.shape[-1], x.device)
+        frames = every_frame(xt, frames)
+        keep = frames[:, ::p]  # (B, N): a token is real when its first frame is
         c = self.t_embedder(timestep_embedding(t, 256)) + self.spk_embedder(spk)  # (B, D)
         for block in self.blocks:
-            x = block(x, c)
+            x = block(x, c, keep)
         x = self.final(x, c)  # (B, N, 2 F p)
         x = x.view(B, N, 2, Fq, p).permute(0, 2, 3, 1, 4).reshape(B, 2, Fq, N * p)  # unpatchify
-        return x[..., :T]
+        return (x[..., :T] + self.skip(inputs, c)) * frames[:, None, None, :]  # no velocity on padding
 
 # -----------------------------------------------------------------------------
 # the configuration and the whole model
@@ -289,10 +392,12 @@ class Config:
     spk_hidden: int = 64
     spk_dim: int = 64  # E
     # stage 1 masker
-    mask_channels: int = 8
-    mask_layers: int = 4
-    mask_hidden: int = 64
-    mask_lstm_layers: int = 1
+    masker: str = "conv"  # over time: "conv" (TCN blocks, parallel) or "lstm" (BiLSTM, the earlier design)
+    mask_channels: int = 8  # C of the 2-D convs
+    mask_layers: int = 4  # 2-D convs
+    mask_hidden: int = 64  # H per frame after the bottleneck
+    mask_blocks: int = 8  # TCN blocks (masker "conv"), dilations 1, 2, ... 128 frames
+    mask_lstm_layers: int = 1  # BiLSTM layers (masker "lstm")
     # stage 2 DiT
     patch: int = 4  # frames per token (32 ms)
     dit_width: int = 64
@@ -347,80 +452,92 @@ class Mask2Flow(nn.Module):
         nn.init.normal_(self.dit.t_embedder[2].weight, std=0.02)
         nn.init.zeros_(self.dit.final.linear.weight)
         nn.init.zeros_(self.dit.final.linear.bias)
+        nn.init.zeros_(self.dit.skip.gain.weight)  # the skip's weight starts at zero too
+        nn.init.zeros_(self.dit.skip.gain.bias)
 
     # --- front end: waveform <-> compressed spectrogram ---
 
     def spec(self, wav):
         return compress(stft(wav, self.cfg.n_fft, self.cfg.hop), self.cfg.alpha, self.cfg.beta)
 
-    def wav(self, spec, length):
-        return istft(decompress(spec, self.cfg.alpha, self.cfg.beta), self.cfg.n_fft, self.cfg.hop, length)
+    def wav(self, spec, length, frames=None):
+        return istft(decompress(spec, self.cfg.alpha, self.cfg.beta), self.cfg.n_fft, self.cfg.hop, length, frames)
 
     def embed_speaker(self, ref, ref_lengths=None):
         """ref (B, Le) waveform, zero-padded past ref_lengths -> (B, E)."""
-        if ref_lengths is None:
-            ref_lengths = torch.full((ref.shape[0],), ref.shape[1], device=ref.device)
-        valid = torch.arange(ref.shape[1], device=ref.device) < ref_lengths[:, None]  # (B, Le)
-        rms = (ref.pow(2).sum(-1) / ref_lengths.clamp_min(1)).sqrt().clamp_min(1e-8)
-        X = stft(ref * valid / rms[:, None], self.cfg.n_fft, self.cfg.hop)
+        ref_lengths = self.full_lengths(ref, ref_lengths)
+        X = stft(normalise(ref, ref_lengths), self.cfg.n_fft, self.cfg.hop)
         logmag = torch.log(X.pow(2).sum(1, keepdim=True) + 1e-5)  # (B, 1, F, T)
         return self.speaker(logmag, frame_mask(ref_lengths, X.shape[-1], self.cfg.hop))
 
+    @staticmethod
+    def full_lengths(x, lengths):
+        return torch.full((x.shape[0],), x.shape[1], device=x.device) if lengths is None else lengths
+
     # --- stage 1: masking ---
 
-    def mask(self, Y, spk):
-        return self.masker(Y, spk) * Y  # x_m = M * Y, (B, 2, F, T)
+    def mask(self, Y, spk, frames=None):
+        return self.masker(Y, spk, frames) * Y  # x_m = M * Y, (B, 2, F, T)
 
     # --- stage 2: flow matching from x0 to x1 ---
 
-    def start(self, Y, spk):
+    def start(self, Y, spk, frames=None):
         """x0, where the flow starts: the masked spectrogram, the mixture, or Gaussian noise."""
         if self.cfg.start == "masked":
-            return self.mask(Y, spk)
+            return self.mask(Y, spk, frames)
         if self.cfg.start == "mixture":
             return Y
-        return self.cfg.noise_std * torch.randn_like(Y)
+        return self.cfg.noise_std * torch.randn_like(Y) * every_frame(Y, frames)[:, None, None, :]  # none on padding
 
     def sample_t(self, B, device):
         """t in [0, 1]: a share at exactly 0 (the one-step evaluation point), the rest skewed to 0."""
         t = torch.rand(B, device=device) ** self.cfg.t_power
         return torch.where(torch.rand(B, device=device) < self.cfg.t_zero, torch.zeros_like(t), t)
 
-    def forward(self, mix, target, ref, ref_lengths=None, stage=1):
-        """Training loss. mix, target (B, L) waveforms, ref (B, Le). Stage 2 keeps stage 1 frozen."""
-        scale = mix.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-8)  # loudness normalisation (RMS)
+    def forward(self, mix, target, ref, ref_lengths=None, stage=1, lengths=None):
+        """Training loss. mix, target (B, L) waveforms zero-padded past lengths, ref (B, Le).
+        Stage 2 keeps stage 1 frozen."""
+        lengths = self.full_lengths(mix, lengths)
+        scale = rms(mix, lengths)  # loudness normalisation over the real samples
         Y, x1 = self.spec(mix / scale), self.spec(target / scale)
+        frames = frame_mask(lengths, Y.shape[-1], self.cfg.hop)  # (B, T)
+        Y, x1 = Y * frames[:, None, None, :], x1 * frames[:, None, None, :]  # frames past the end hold a tail
         if stage == 1:
             spk = self.embed_speaker(ref, ref_lengths)
-            return F.mse_loss(self.mask(Y, spk), x1)
+            return masked_mse(self.mask(Y, spk, frames), x1, frames)
         with torch.no_grad():
             spk = self.embed_speaker(ref, ref_lengths)
-            x0 = self.start(Y, spk)
-        return self.flow_loss(x0, x1, Y, spk)
+            x0 = self.start(Y, spk, frames)
+        return self.flow_loss(x0, x1, Y, spk, frames)
 
-    def flow_loss(self, x0, x1, Y, spk):
-        """|| v(x_t, t | Y, e) - (x1 - x0) ||^2 at random t on the straight path."""
-        t = self.sample_t(Y.shape[0], Y.device)
+    def flow_loss(self, x0, x1, Y, spk, frames=None, t=None):
+        """|| v(x_t, t | Y, e) - (x1 - x0) ||^2 at random t (or the t given) on the straight path."""
+        t = self.sample_t(Y.shape[0], Y.device) if t is None else t
         xt, ut = straight_path(x0, x1, t[:, None, None, None])
-        return F.mse_loss(self.dit(xt, t, Y, spk), ut)
+        return masked_mse(self.dit(xt, t, Y, spk, frames), ut, frames)
 
     @torch.no_grad()
-    def sample(self, x0, Y, spk, steps=1):
+    def sample(self, x0, Y, spk, steps=1, frames=None):
         """Euler: x_{k+1} = x_k + (1/N) v(x_k, k/N). Returns the N + 1 states x_0 .. x_N."""
         xs = [x0]
         for k in range(steps):
             t = torch.full((x0.shape[0],), k / steps, device=x0.device)
-            xs.append(xs[-1] + self.dit(xs[-1], t, Y, spk) / steps)
+            xs.append(xs[-1] + self.dit(xs[-1], t, Y, spk, frames) / steps)
         return xs
 
     @torch.no_grad()
-    def extract(self, mix, ref, ref_lengths=None, steps=1, return_states=False):
-        """mix (B, L), ref (B, Le) -> the target's waveform (B, L). steps=0: stage 1 alone."""
-        scale = mix.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-8)
+    def extract(self, mix, ref, ref_lengths=None, steps=1, return_states=False, lengths=None):
+        """mix (B, L) zero-padded past lengths, ref (B, Le) -> the target's waveform (B, L), zero
+        past lengths. steps=0: stage 1 alone."""
+        lengths = self.full_lengths(mix, lengths)
+        scale = rms(mix, lengths)
         Y = self.spec(mix / scale)
+        frames = frame_mask(lengths, Y.shape[-1], self.cfg.hop)
+        Y = Y * frames[:, None, None, :]
         spk = self.embed_speaker(ref, ref_lengths)
-        xs = self.sample(self.start(Y, spk), Y, spk, steps)
-        wav = self.wav(xs[-1], mix.shape[-1]) * scale
+        xs = self.sample(self.start(Y, spk, frames), Y, spk, steps, frames)
+        valid = torch.arange(mix.shape[-1], device=mix.device) < lengths[:, None]  # (B, L)
+        wav = self.wav(xs[-1], mix.shape[-1], frames) * scale * valid
         return (wav, xs) if return_states else wav
 
 

@@ -33,7 +33,7 @@ class Oracle(torch.nn.Module):
         super().__init__()
         self.u = x1 - x0
 
-    def forward(self, xt, t, y, spk):
+    def forward(self, xt, t, y, spk, frames=None):
         return self.u
 
 # --- the signal front end ---
@@ -187,16 +187,52 @@ def test_untrained_flow_returns_the_masked_spectrogram(device):
     assert torch.equal(wav0, wav1)
 
 
+def nontrivial(model):
+    """Perturb every zero-initialised output (FiLM, adaLN-Zero, final layer, skip) so that each
+    part of the model acts on its input and a padding leak would show."""
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if not p.abs().sum():
+            torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+def padded_batch(device, lengths=(5000, 7000, 2600), ref_lengths=(3000, 4500, 1800)):
+    """Examples of different lengths, zero-padded into one batch, and each alone."""
+    alone = [(random_audio(3 * i, 1, n, device=device), random_audio(3 * i + 1, 1, n, device=device),
+              random_audio(3 * i + 2, 1, m, device=device)) for i, (n, m) in enumerate(zip(lengths, ref_lengths))]
+    pad = lambda xs: torch.cat([torch.nn.functional.pad(x, (0, max(x.shape[-1] for x in xs) - x.shape[-1])) for x in xs])
+    batch = [pad([ex[j] for ex in alone]) for j in range(3)]
+    return alone, batch, torch.tensor(lengths, device=device), torch.tensor(ref_lengths, device=device)
+
+
 @pytest.mark.parametrize("device", DEVICES)
-def test_batch_items_are_independent(device):
-    model = tiny_model(device).eval()
-    for p in model.dit.parameters():  # a non-trivial flow
-        torch.nn.init.normal_(p, std=0.02)
-    mix, ref = random_audio(0, 4, 6000, device=device), random_audio(1, 4, 4000, device=device)
-    together = model.extract(mix, ref, steps=2)
-    for i in range(4):
-        alone = model.extract(mix[i:i + 1], ref[i:i + 1], steps=2)
-        assert torch.allclose(together[i:i + 1], alone, atol=1e-4 * alone.abs().max())
+@pytest.mark.parametrize("masker", ["conv", "lstm"])
+def test_padding_changes_no_result(device, masker):
+    """Loss and extraction of each example are the same alone and zero-padded in a batch."""
+    model = nontrivial(tiny_model(device, masker=masker, t_zero=1.0))  # t = 0 for every example
+    alone, (mix, target, ref), lengths, ref_lengths = padded_batch(device)
+    for stage in (1, 2):
+        batch_loss = model(mix, target, ref, ref_lengths, stage=stage, lengths=lengths)
+        losses = [model(m, s, e, stage=stage) for m, s, e in alone]
+        assert torch.allclose(batch_loss, sum(losses) / len(losses), rtol=1e-4)
+    together = model.extract(mix, ref, ref_lengths, steps=2, lengths=lengths)
+    for i, (m, _, e) in enumerate(alone):
+        n = m.shape[-1]
+        single = model.extract(m, e, steps=2)
+        assert torch.allclose(together[i, :n], single[0], atol=1e-4 * single.abs().max())
+        assert not together[i, n:].any()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_padding_would_change_results_without_lengths(device):
+    """The check above can fail: the same batch without lengths treats padding as signal."""
+    model = nontrivial(tiny_model(device))
+    alone, (mix, _, ref), lengths, ref_lengths = padded_batch(device)
+    together = model.extract(mix, ref, ref_lengths, steps=1)
+    m, _, e = alone[0]
+    single = model.extract(m, e, steps=1)
+    assert not torch.allclose(together[0, :m.shape[-1]], single[0], atol=1e-4 * single.abs().max())
 
 
 @pytest.mark.parametrize("device", DEVICES)
