@@ -11,6 +11,7 @@ downmixed, processed in overlapping chunks and written back at the input's rate 
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -328,15 +329,16 @@ def bench(args, steps):
                if args.device == "auto" else [get_device(args.device)])
     g = torch.Generator().manual_seed(0)
     rows = []
-    for name in args.configs:
-        cfg = CONFIGS[name]
+    for name, masker in [(n, m) for n in args.configs for m in args.maskers or [CONFIGS[n].masker]]:
+        cfg = dataclasses.replace(CONFIGS[name], masker=masker)
+        label = name if masker == CONFIGS[name].masker else f"{name}, {masker} masker"
         mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * cfg.sample_rate), generator=g)
         ref = 0.1 * torch.randn(1, int(3.0 * cfg.sample_rate), generator=g)
         model = Mask2Flow(cfg).eval()  # untrained weights take the same time as trained ones
         for device in devices:
             model.to(device)
-            r = {"config": name, "parameters": count_parameters(model), "device": str(device),
-                 "device_name": device_name(device), "rtf": {}, "peak_mib": None}
+            r = {"config": label, "parameters": count_parameters(model), "masker_parameters": count_parameters(model.masker),
+                 "device": str(device), "device_name": device_name(device), "rtf": {}, "peak_mib": None}
             for k in [0] + steps:
                 model.extract(mix.to(device), ref.to(device), steps=k)  # warm-up
                 if device.type == "cuda":
@@ -352,19 +354,23 @@ def bench(args, steps):
                 if device.type == "cuda":
                     r["peak_mib"] = max(r["peak_mib"] or 0, torch.cuda.max_memory_allocated() / 2**20)
                 r["rtf"][k] = float(np.median(times)) / BENCH_SECONDS  # the median shrugs off a busy moment
-                print(f"{name} on {device}, {steps_label(k)}: RTF {r['rtf'][k]:.4f}", file=sys.stderr)
+                print(f"{label} on {device}, {steps_label(k)}: RTF {r['rtf'][k]:.4f}", file=sys.stderr)
             rows.append(r)
 
     ratios = [(steps[0], 0)] + [(k, steps[0]) for k in steps[1:]]  # 1 step / mask-only, N steps / 1 step
     print(f"\nreal-time factor (compute time / audio time, lower is faster) on {BENCH_SECONDS:.0f} s of audio, "
           f"median of {args.repeats} runs after a warm-up\n")
-    print(row(["config", "params", "device", *map(steps_label, [0] + steps),
-               *[f"{steps_label(a)} / {steps_label(b)}" for a, b in ratios], "peak GPU MiB"]))
-    print(row(["---"] * (4 + 2 * len(steps) + 1)))
+    # of one step's time: stage 1 (STFT, speaker, masker, iSTFT) and the one DiT evaluation it adds
+    print(row(["config", "params (masker)", "device", *map(steps_label, [0] + steps),
+               *[f"{steps_label(a)} / {steps_label(b)}" for a, b in ratios], "stage-1 share", "DiT-step share",
+               "peak GPU MiB"]))
+    print(row(["---"] * (4 + 2 * len(steps) + 3)))
     for r in rows:
-        rtf = r["rtf"]
-        print(row([r["config"], f"{r['parameters'] / 1e6:.2f}M", f"{r['device']}: {r['device_name']}",
-                   *[f"{rtf[k]:.4f}" for k in [0] + steps], *[f"{rtf[a] / rtf[b]:.2f}x" for a, b in ratios],
+        rtf, one = r["rtf"], r["rtf"][steps[0]]
+        print(row([r["config"], f"{r['parameters'] / 1e6:.2f}M ({r['masker_parameters'] / 1e6:.2f}M)",
+                   f"{r['device']}: {r['device_name']}", *[f"{rtf[k]:.4f}" for k in [0] + steps],
+                   *[f"{rtf[a] / rtf[b]:.2f}x" for a, b in ratios],
+                   *([f"{rtf[0] / one:.0%}", f"{(one - rtf[0]) / one:.0%}"] if steps[0] == 1 else ["–", "–"]),
                    "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"]))
     out = Path(args.output or "runs/bench.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -406,6 +412,8 @@ def get_parser():
     p.add_argument("--bench", action="store_true", help="measure real-time factors instead")
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", default=list(CONFIGS),
                    help=f"--bench: model configs to time, of {list(CONFIGS)} (default all)")
+    p.add_argument("--maskers", nargs="+", choices=["conv", "lstm"], metavar="KIND",
+                   help="--bench: time each config with these maskers side by side (default: the preset's)")
     p.add_argument("--repeats", type=int, metavar="N", default=5,
                    help="--bench: timed runs per measurement, after one warm-up; the median is reported (default 5)")
     return p
