@@ -394,7 +394,7 @@ class Config:
     # stage 1 masker
     masker: str = "conv"  # over time: "conv" (TCN blocks, parallel) or "lstm" (BiLSTM, the earlier design)
     mask_channels: int = 8  # C of the 2-D convs
-    mask_layers: int = 4  # 2-D convs
+    mask_layers: int = 2  # 2-D convs (the first two halve F); the TCN or LSTM gives the time context
     mask_hidden: int = 64  # H per frame after the bottleneck
     mask_blocks: int = 8  # TCN blocks (masker "conv"), dilations 1, 2, ... 128 frames
     mask_lstm_layers: int = 1  # BiLSTM layers (masker "lstm")
