@@ -37,6 +37,9 @@ COMPARISONS = [  # (A, B, the claim "A beats B", what the paper says), each test
     (M2F, "flow from noise, 1 step", "one step from the mask beats one step from noise", "yes"),
     ("Mask2Flow 4 steps", M2F, "four Euler steps beat one", "no: one step is enough"),
 ]
+HOW = ("A claim \"A beats B\" is answered by the mean per-example difference A − B in SI-SDRi on the same "
+       "examples, with its 95% interval clustered by mixture, and reads **yes** or **no, the reverse** only when "
+       "that interval excludes zero. The interval covers the choice of test examples, not of training seeds.")
 REBUILD = """_The results of the current model are being rebuilt: docs/evidence/ holds no evaluation yet._
 For each trained run `RUN` (docs/README.md lists the runs and the commands that train them):
 
@@ -213,10 +216,7 @@ def claim_rows(groups, mix_types):
 def claims_section(ev, groups):
     """The paper's statements, each beside the number of this page that tests it."""
     lines = ["## The paper's claims, side by side", "",
-             "What the paper (arXiv 2603.12837, v2) states, beside what this page measures. A claim \"A beats B\" "
-             "is answered by the mean per-example difference A − B in SI-SDRi on the same examples, with its 95% "
-             "interval clustered by mixture, and reads **yes** or **no, the reverse** only when that interval "
-             "excludes zero. The interval covers the choice of test examples, not of training seeds.", "",
+             "What the paper (arXiv 2603.12837, v2) states, beside what this page measures. " + HOW, "",
              row(["claim", "paper", "here"]), row(["---"] * 3)]
     rows = claim_rows(groups, ("clean", "noisy"))
     lines += rows or [row(["the flow stage improves on its own mask", "yes (masking over-suppresses)",
@@ -263,11 +263,11 @@ def quality_section(groups, bench=None, mix_types=("clean", "noisy"), level="###
         failed = False
         for label, es in labels.items():
             for run, r, s in es:
-                total = (r.get("parameters") or {}).get("total")
+                total, seed = (r.get("parameters") or {}).get("total"), r.get("seed")
                 failed |= any(isinstance(m, dict) and m["n_failed"] for m in s["metrics"].values())
                 lines.append(row([label, s["steps"], *(cell(s["metrics"].get(k)) for k in METRICS), r["n"],
                                   f"{total / 1e6:.2f}M" if total else "–", rtf(bench, total, s["steps"]),
-                                  f"`{run}` ({r.get('stage')}, {r.get('step')}, {'–' if r.get('seed') is None else r['seed']})"]))
+                                  f"`{run}` ({r.get('stage')}, {r.get('step')}, {'–' if seed is None else seed})"]))
         reports = list({id(r): r for _, r, _ in entries}.values())
         lines += ["", f"Measured on {', '.join(sorted({r['machine'] for r in reports}))}; torch {first['torch']}; "
                   f"{sum(r['seconds'] for r in reports):.0f} s of evaluation in all."]
@@ -427,9 +427,7 @@ def readme_block(evidence=EVIDENCE):
     if not groups:
         return REBUILD
     rows = claim_rows(groups, ("clean",))
-    claims = ["A claim \"A beats B\" is answered by the paired per-example difference A − B in SI-SDRi, with its "
-              "95% interval clustered by mixture; it reads **yes** or **no, the reverse** only when that interval "
-              "excludes zero.", "", row(["claim", "paper", "here"]), row(["---"] * 3), *rows, ""] if rows else []
+    claims = [HOW, "", row(["claim", "paper", "here"]), row(["---"] * 3), *rows, ""] if rows else []
     return "\n".join(claims + quality_section(groups, ev.get("bench"), ("clean",), "####")[2:])
 
 
