@@ -37,7 +37,7 @@ OVERLAP = 0.1  # fraction of each window cross-faded with its neighbour
 FULL_SCALE = 0.99  # outputs louder than this are scaled down rather than clipped
 BENCH_SECONDS = 4.0  # length of the benchmark's input
 SPLIT_LABELS = {"test-seen": "seen speakers, held-out sentences", "test": "unseen speakers",
-                "dev": "unseen speakers (validation)"}
+                "test-synth": "unseen synthetic voices", "dev": "unseen speakers (validation)"}
 NOT_INSTALLED = "n/a (pip install -r requirements-eval.txt)"
 
 
@@ -241,14 +241,35 @@ def safe(fn, *args):
         return float("nan")
 
 
-def mean_ci(values):
-    """Mean, half-width of the 95% confidence interval (Student t) and count of the finite values."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return None
-    half = student_t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else None
-    return {"mean": float(x.mean()), "ci95": None if half is None else float(half), "n": len(x)}
+def mean_ci(values, clusters=None):
+    """Mean of the finite values with the half-width of its 95% interval, n (finite values) and
+    n_failed (NaN or None: the metric failed there; excluded from the mean, never silently).
+    `clusters` names each value's sampling unit (the mixture, whose two targets are not independent);
+    by default every value is its own unit, which gives the plain Student t interval."""
+    x = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    clusters = np.arange(len(x)) if clusters is None else np.asarray(clusters)
+    assert clusters.shape == x.shape, f"{len(clusters)} cluster labels for {len(x)} values"
+    ok = np.isfinite(x)
+    n, x, clusters = int(ok.sum()), x[ok], clusters[ok]
+    if n == 0:
+        return {"mean": None, "ci95": None, "n": 0, "n_failed": len(ok), "clusters": 0}
+    # cluster-robust t interval: Var(mean) = G/(G-1) * sum_g (sum_{i in g} (x_i - mean))^2 / n^2, t with G-1 dof
+    resid = np.bincount(np.unique(clusters, return_inverse=True)[1].ravel(), weights=x - x.mean())
+    G = len(resid)
+    half = student_t.ppf(0.975, G - 1) * math.sqrt(G / (G - 1) * (resid ** 2).sum()) / n if G > 1 else None
+    return {"mean": float(x.mean()), "ci95": None if half is None else float(half), "n": n,
+            "n_failed": len(ok) - n, "clusters": G}
+
+
+def to_json(obj, level=0):
+    """json.dumps(obj, indent=2), except that a list of plain values stays on one line: a report's
+    per-example scores are a few lines, not thousands."""
+    pad, end = "\n" + "  " * (level + 1), "\n" + "  " * level
+    if isinstance(obj, dict) and obj:
+        return "{" + ",".join(f"{pad}{json.dumps(k)}: {to_json(v, level + 1)}" for k, v in obj.items()) + end + "}"
+    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
+        return "[" + ",".join(pad + to_json(v, level + 1) for v in obj) + end + "]"
+    return json.dumps(obj)
 
 
 def row(cells):
@@ -256,9 +277,12 @@ def row(cells):
 
 
 def cell(m):
+    """mean ± half-width, with n where the metric failed on some examples (those are not in the mean)."""
     if m is None or isinstance(m, str):
         return m or "–"
-    return f"{m['mean']:.2f}" + (f" ± {m['ci95']:.2f}" if m["ci95"] is not None else "")
+    value = "failed" if m["mean"] is None else f"{m['mean']:.2f}"
+    value += f" ± {m['ci95']:.2f}" if m["ci95"] is not None else ""
+    return value + (f" (n = {m['n']})" if m.get("n_failed") else "")
 
 
 def evaluate(args, steps):
@@ -282,18 +306,21 @@ def evaluate(args, steps):
         dataset = LibriMix(root, split=split, mix_type=mix_type, segment=None, sample_rate=sr, seed=0)
         n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
         scores = {name: {key: [] for key in METRICS} for name in systems}
+        examples = {"mixture_id": [], "target_index": [], "speaker": []}  # who each score belongs to
         torch.manual_seed(0)  # a "noise" start draws x0 at random
         t0 = time.time()
         for i in range(n):
             item = dataset[i]
             mix, target, ref = (item[k].numpy().astype(np.float32) for k in ("mix", "target", "enroll"))
+            for key, column in examples.items():
+                column.append(item[key])
             sdr_mix = sdr(mix, target)
             for name, k in systems.items():
                 est = mix if k is None else extract_long(model, mix, ref, k, chunk)
                 values = {"si_sdr": sdr(est, target), **{key: safe(fn, est, target) for key, fn in fns.items() if fn}}
                 values["si_sdri"] = values["si_sdr"] - sdr_mix
-                for key, value in values.items():
-                    scores[name][key].append(value)
+                for key, value in values.items():  # to 1e-4, far below any difference reported; NaN -> None
+                    scores[name][key].append(round(value, 4) if math.isfinite(value) else None)
             eta = (time.time() - t0) / (i + 1) * (n - i - 1)
             print(f"\r{split}: {i + 1}/{n} examples, {time.time() - t0:.0f} s, ETA {eta:.0f} s ",
                   end="", file=sys.stderr, flush=True)
@@ -301,23 +328,31 @@ def evaluate(args, steps):
 
         report = {"data": data_name, "root": str(root), "split": split, "label": SPLIT_LABELS.get(split, split),
                   "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
-                  "step": ckpt.get("step"), "config": ckpt["config"],
+                  "step": ckpt.get("step"), "seed": (ckpt.get("args") or {}).get("seed"), "config": ckpt["config"],
                   "parameters": {"total": count_parameters(model),
                                  **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},
                   "device": str(device), "machine": device_name(device),
                   "platform": platform.platform(), "torch": torch.__version__,
-                  "seconds": round(time.time() - t0, 1), "systems": {}}
-        for name, k in systems.items():
-            metrics = {key: NOT_INSTALLED if key in missing else mean_ci(v) for key, v in scores[name].items()}
-            report["systems"][name] = {"steps": k, "metrics": metrics}
+                  "seconds": round(time.time() - t0, 1), "examples": examples, "systems": {}}
+        for name, k in systems.items():  # intervals clustered by mixture: its two targets are not independent
+            metrics = {key: NOT_INSTALLED if key in missing else mean_ci(v, examples["mixture_id"])
+                       for key, v in scores[name].items()}
+            report["systems"][name] = {"steps": k, "metrics": metrics,
+                                       "scores": {key: v for key, v in scores[name].items() if key not in missing}}
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"eval_{data_name}_{split}_{mix_type}.json"
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\n### {data_name} {split} ({report['label']}), {mix_type}, n = {n}, mean ± 95% CI\n")
+        path.write_text(to_json(report) + "\n")
+        G = len(set(examples["mixture_id"]))
+        print(f"\n### {data_name} {split} ({report['label']}), {mix_type}, n = {n} in {G} mixture{'s' * (G > 1)}, "
+              "mean ± 95% interval clustered by mixture\n")
         print(row(["system", "steps", *METRICS.values()]))
         print(row(["---"] * (len(METRICS) + 2)))
         for name, s in report["systems"].items():
             print(row([name, "–" if s["steps"] is None else s["steps"], *map(cell, s["metrics"].values())]))
+        for name, s in report["systems"].items():
+            for key, m in s["metrics"].items():
+                if isinstance(m, dict) and m["n_failed"]:
+                    print(f"{METRICS[key]} of {name} failed on {m['n_failed']} of {n} examples: not in its mean")
         print(f"\nwrote {path}")
 
 # -----------------------------------------------------------------------------

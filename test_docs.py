@@ -9,10 +9,13 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from scipy.stats import t as student_t
 
 from mask2flow import CONFIGS, Mask2Flow, si_sdr
+import sample
 from sample import mean_ci
 
 ROOT = Path(__file__).resolve().parent
@@ -170,50 +173,150 @@ def test_over_suppression_floor():
     _, missing, _ = figures.over_suppression(model, target + speech_like(1), target, ref)
     assert 0 <= missing["mixture"] <= missing["mask"] <= 1
 
-# --- the results page is built from JSON alone ---
+# --- the results page and the README block are built from docs/evidence alone ---
 
 
-def fake_report(kind_of_run, stage=2):
-    m = lambda v: {key: mean_ci([v, v + 1]) for key in ("si_sdr", "si_sdri", "pesq", "estoi", "spk_sim")}
-    systems = {"mixture": {"steps": None, "metrics": m(0.5)}}
-    first = {"masked": "mask-only", "mixture": "x0 = mixture", "noise": "x0 = noise"}[kind_of_run]
-    systems[first] = {"steps": 0, "metrics": m(1.5)}
-    systems["Mask2Flow 1 step" if kind_of_run == "masked" else "flow 1 step"] = {"steps": 1, "metrics": m(12.25)}
-    return {"data": "demo", "split": "test", "label": "unseen speakers", "mix_type": "clean", "n": 2,
-            "checkpoint": "x/ckpt_best.pt", "stage": stage, "step": 7, "machine": "a test machine",
-            "torch": torch.__version__, "seconds": 1.0, "systems": systems}
+def test_committed_results_rebuild_from_the_evidence():
+    """docs/results.md and the README's results block are exactly what docs/results.py makes of
+    docs/evidence: a number changed by hand, or evidence changed without rerunning it, fails here."""
+    assert (DOCS / "results.md").read_text() == results.build(), "rerun python docs/results.py"
+    readme = (ROOT / "README.md").read_text()
+    assert results.with_block(readme, results.readme_block()) == readme, "rerun python docs/results.py"
+    assert (DOCS / "evidence" / "README.md").is_file()
 
 
-def test_results_page(tmp_path):
-    empty = results.build()
-    assert empty.count("_Not measured yet._") == 6
-    for run, start, stage in (("m2f", "masked", 2), ("control", "masked", 1), ("flow", "mixture", 2)):
-        (tmp_path / run).mkdir()
-        (tmp_path / run / "eval_demo_test_clean.json").write_text(json.dumps(fake_report(start, stage)))
-    variant = fake_report("masked")
-    variant["config"] = {"t_zero": 0.0, "t_power": 1.0}
-    variant["systems"]["Mask2Flow 1 step"]["metrics"] = fake_report("mixture")["systems"]["mixture"]["metrics"]
-    (tmp_path / "variant").mkdir()
-    (tmp_path / "variant" / "eval_demo_test_clean.json").write_text(json.dumps(variant))
-    page = results.build([tmp_path / r for r in ("m2f", "control", "flow", "variant")])
-    assert page.count("| mask-only (stage 1 of Mask2Flow) |") == 1  # the variant's masker is the same
-    assert "| Mask2Flow 1 step (t_zero 0, t_power 1) | 1 | 1.00 ± " in page
-    assert "| Mask2Flow 1 step | 1 | 12.75 ± " in page
-    assert "| mask-only, fair control (stage 1 only, trained longer) | 0 | 2.00 ± " in page
-    assert "flow-only from the mixture, 1 step" in page
-    assert "x0 = mixture" not in page and page.count("| mixture |") == 1
-    assert "a test machine" in page
-    assert "| the flow stage beats the same budget spent on masking (test, clean) | not reported | " \
-           "SI-SDRi 2.00 ± " in page
+def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0, config=None, n_mix=4):
+    """An eval JSON as `sample.py --eval` writes it, two targets per mixture: systems maps a name to
+    (steps, per-example SI-SDRi); the other metrics follow from it, and None marks a failed metric."""
+    mids = [f"{i // 2}000-1-0001_{i // 2}001-1-0001" for i in range(2 * n_mix)]
+    examples = {"mixture_id": mids, "target_index": [1 + i % 2 for i in range(2 * n_mix)],
+                "speaker": [f"{i // 2}00{i % 2}" for i in range(2 * n_mix)]}
+    mixture = [0.1 * i for i in range(2 * n_mix)]
+    report = {"data": "demo", "split": split, "label": sample.SPLIT_LABELS.get(split, split), "mix_type": mix_type,
+              "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "step": 7, "seed": seed,
+              "config": {**dataclasses.asdict(CONFIGS["tiny"]), **(config or {})}, "parameters": {"total": 1234567},
+              "machine": "a test machine", "torch": torch.__version__, "seconds": 1.0, "examples": examples,
+              "systems": {}}
+    for name, (k, sdri) in {"mixture": (None, [0.0] * 2 * n_mix), **systems}.items():
+        scores = {"si_sdr": [None if v is None else m + v for m, v in zip(mixture, sdri)], "si_sdri": sdri,
+                  "pesq": [None if v is None else 1.5 + v / 10 for v in sdri], "estoi": [0.5] * 2 * n_mix,
+                  "spk_sim": [0.8] * 2 * n_mix}
+        report["systems"][name] = {"steps": k, "metrics": {m: mean_ci(v, mids) for m, v in scores.items()},
+                                   "scores": scores}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"eval_demo_{split}_{mix_type}.json").write_text(sample.to_json(report) + "\n")
+    return report
+
+
+def test_paired_differences_are_clustered_by_mixture(tmp_path):
+    mask = [1.0, 2.0, 0.5, 1.5, 2.0, 1.0, 0.0, 3.0]
+    diff = [1.0, 1.5, 3.0, 3.5, 0.0, 0.5, 4.0, 4.5]  # Mask2Flow - mask, per example: the two targets of a mixture agree
+    write_eval(tmp_path / "m2f", {"mask-only": (0, mask), "Mask2Flow 1 step": (1, [m + d for m, d in zip(mask, diff)])})
+    labels = results.conditions(results.read_evidence(tmp_path))[("demo", "test", "clean")]
+    d = results.paired(labels["Mask2Flow 1 step"], labels[results.MASK], "si_sdri")
+    by_mixture = [1.25, 3.25, 0.25, 4.25]  # the oracle: a Student t interval over the 4 mixtures' mean differences
+    half = student_t.ppf(0.975, 3) * np.std(by_mixture, ddof=1) / 2
+    assert d["mean"] == pytest.approx(2.25) and d["ci95"] == pytest.approx(half) and (d["n"], d["clusters"]) == (8, 4)
+    naive = mean_ci(diff)["ci95"]  # the 8 examples taken as independent: an interval that excludes zero
+    assert naive < 2.25 < half
+    page = results.build(tmp_path)
+    assert f"| the flow stage improves on its own mask (demo test, clean) | yes (masking over-suppresses) | " \
+           f"no measurable difference: +2.25 ± {half:.2f} dB (paired, n = 8 in 4 mixtures; one seed each) |" in page
+    assert f"| {results.MASK} | 0 | " in page and "`m2f` (2, 7, 0)" in page
+
+
+@pytest.mark.parametrize("shift, words", [(+3.0, "**yes**: +"), (-3.0, "**no, the reverse**: -"),
+                                          (0.0, "no measurable difference: ")])
+def test_a_claim_is_a_result_only_when_its_interval_excludes_zero(tmp_path, shift, words):
+    noise = [1.0, -1.0, -2.0, 2.0, 0.5, -0.5, 1.5, -1.5]  # zero mean; mixtures differ
+    control = [2.0] * 8
+    write_eval(tmp_path / "m2f", {"mask-only": (0, control), "Mask2Flow 1 step": (1, [2.0 + shift + e for e in noise])})
+    write_eval(tmp_path / "control", {"mask-only": (0, control), "Mask2Flow 1 step": (1, control)}, stage=1, seed=5)
+    page = results.build(tmp_path)
+    claim = next(line for line in page.splitlines() if "same budget spent on masking (demo test, clean)" in line)
+    assert words in claim and "one seed each" in claim
+    assert claim.count("**") == (0 if shift == 0 else 2)
+    assert f"| {results.CONTROL} | 0 | " in page and "Mask2Flow 1 step | 1 | 2.00" not in page  # the control's flow: untrained
+
+
+def test_failures_are_counted_and_shown(tmp_path):
+    m2f = [3.0, 4.0, 3.5, 4.5, 3.0, 4.0, 3.5, None]  # one example whose metrics failed
+    write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, m2f)})
+    page = results.build(tmp_path)
+    row = next(line for line in page.splitlines() if line.startswith("| Mask2Flow 1 step | 1 | "))
+    assert row.count("(n = 7)") == 3 and "| 3.64 ± " in row  # SI-SDR, SI-SDRi and PESQ failed there, not ESTOI
+    assert "(n = k) after a value: the metric failed on the other examples, which its mean leaves out." in page
+    mask_row = next(line for line in page.splitlines() if line.startswith(f"| {results.MASK} | 0 | "))
+    assert "(n =" not in mask_row
+    claim = next(line for line in page.splitlines() if line.startswith("| the flow stage improves on its own mask"))
+    assert "n = 7 in 4 mixtures, 1 without both scores left out" in claim
+
+
+def test_seeds_are_averaged_per_example_and_counted(tmp_path):
+    mask = [1.0] * 8
+    for seed, gain in ((0, 1.0), (1, 3.0)):  # two training seeds of Mask2Flow, one of the control
+        write_eval(tmp_path / f"m2f-{seed}", {"mask-only": (0, mask), "Mask2Flow 1 step": (1, [1 + gain] * 8)}, seed=seed)
+    write_eval(tmp_path / "control", {"mask-only": (0, [1.5] * 8), "Mask2Flow 1 step": (1, [1.5] * 8)}, stage=1)
+    page = results.build(tmp_path)
+    claim = next(line for line in page.splitlines() if "same budget spent on masking" in line)
+    assert "+1.50" in claim and "2 seeds against one seed" in claim  # (2 + 4) / 2 - 1.5
+    assert page.count(f"| {results.MASK} | 0 | ") == 1  # the same masker in both seeds' files: kept once
+    assert "`m2f-0` (2, 7, 0)" in page and "`m2f-1` (2, 7, 1)" in page
+
+
+def test_any_split_and_the_time_sampler_variant(tmp_path):
+    base = {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [2.0, 2.5] * 4)}
+    for split in ("test", "test-synth", "dev", "test-other"):  # results.py knows no list of splits
+        write_eval(tmp_path / "m2f", base, split=split)
+    write_eval(tmp_path / "uniform", {**base, "Mask2Flow 1 step": (1, [1.0, 1.5] * 4)}, config={"t_zero": 0.0, "t_power": 1.0})
+    page = results.build(tmp_path)
+    for split, label in (("test", "unseen speakers"), ("test-synth", "unseen synthetic voices"),
+                         ("dev", "unseen speakers (validation)"), ("test-other", "test-other")):
+        assert f"### demo {split} ({label}), clean" in page
+    assert "| Mask2Flow 1 step (t_zero 0, t_power 1) | 1 | " in page
+    assert "| Config's time sampler beats (t_zero 0, t_power 1) (demo test, clean) | not reported | " \
+           "**yes**: +1.00 ± 0.00 dB" in page
+
+
+def test_empty_evidence_says_the_results_are_being_rebuilt(tmp_path):
+    page, block = results.build(tmp_path), results.readme_block(tmp_path)
+    assert block == results.REBUILD and "being rebuilt" in block and "-o docs/evidence/RUN" in block
+    assert results.REBUILD in page and page.count("_Not measured yet._") == 6
+    assert not re.search(r"\d\.\d", block)  # no measured number at all
+
+
+def test_training_runs_and_figures_come_from_their_files(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes\n"
+                                              "1,500,0.5,0.1,1.5,1.5,4.25\n1,1000,0.4,0.1,2.5,2.5,8.5\n"
+                                              "2,300,0.3,0.1,2.5,3.25,3.75\n2,600,0.3,0.1,2.5,3.0,7.0\n")
+    (tmp_path / "di.json").write_text((DOCS / "evidence" / "di.json").read_text())
+    page = results.build(tmp_path)
+    assert "| `run` | 1 | 1000 | 8.50 | 2.50 | 1000 |" in page and "| `run` | 2 | 600 | 7.00 | 3.25 | 300 |" in page
+    assert f"Source: `{tmp_path.name}/di.json` (docs/figures.py di)" in page
+
+
+def test_bad_evidence_and_readme_fail_in_one_line(tmp_path):
+    write_eval(tmp_path / "ev" / "m2f", {"mask-only": (0, [1.0] * 8)})
+    block = results.readme_block(tmp_path / "ev")
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{results.BEGIN}\nold\n{results.END}\n\nthe rest\n")
-    results.update_readme(readme, [tmp_path / "m2f"], None)
-    text = readme.read_text()
-    assert "old" not in text and "| Mask2Flow 1 step | 1 | 12.75 ± " in text
-    assert text.startswith("# title\n") and text.endswith(f"{results.END}\n\nthe rest\n")
+    out = tmp_path / "results.md"
+    results.main(["--evidence", str(tmp_path / "ev"), "--out", str(out), "--readme", str(readme)])
+    assert readme.read_text() == f"# title\n\n{results.BEGIN}\n{block.rstrip()}\n{results.END}\n\nthe rest\n"
+    assert out.read_text() == results.build(tmp_path / "ev") and "| mixture | – | 0.35 ± " in block
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="needs one"):
-        results.update_readme(readme, [tmp_path / "m2f"], None)
+        results.main(["--evidence", str(tmp_path / "ev"), "--out", str(out), "--readme", str(readme)])
+    path = tmp_path / "ev" / "m2f" / "eval_demo_test_clean.json"
+    report = json.loads(path.read_text())
+    del report["examples"]
+    path.write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="no per-example scores"):
+        results.build(tmp_path / "ev")
+    path.write_text("{not json")
+    with pytest.raises(SystemExit, match="cannot read"):
+        results.build(tmp_path / "ev")
 
 
 def test_plots(tmp_path):

@@ -3,6 +3,7 @@ stereo, long, quiet), every bad input (one `error:` line, exit 2, inputs untouch
 extraction, SI-SDR against closed-form values, --eval on a small LibriMix-layout corpus, --bench."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
@@ -217,8 +218,28 @@ def test_si_sdr_closed_form(L, snr_db, gain, seed):
 
 
 def test_mean_ci():
-    assert sample.mean_ci([1.0, float("nan"), 3.0]) == pytest.approx({"mean": 2.0, "ci95": 12.706205 * 1.0, "n": 2})
-    assert sample.mean_ci([float("nan")]) is None and sample.mean_ci([5.0])["ci95"] is None
+    assert sample.mean_ci([1.0, float("nan"), 3.0]) == pytest.approx(
+        {"mean": 2.0, "ci95": 12.706205 * 1.0, "n": 2, "n_failed": 1, "clusters": 2})  # Student t, a failure counted
+    assert sample.mean_ci([None, float("nan")]) == {"mean": None, "ci95": None, "n": 0, "n_failed": 2, "clusters": 0}
+    assert sample.mean_ci([5.0])["ci95"] is None
+    assert sample.cell(sample.mean_ci([1.0, None, 3.0])) == "2.00 ± 12.71 (n = 2)" and sample.cell(sample.mean_ci([None])) \
+        == "failed (n = 0)"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.floats(-20, 20), st.floats(-20, 20)), min_size=2, max_size=12))
+def test_mean_ci_clustered_by_mixture(pairs):
+    """With two values per mixture, the clustered interval is the Student t interval of the mixtures'
+    means; a failed value leaves its mixture with one, still counted as one cluster."""
+    values = [v for pair in pairs for v in pair]
+    mixtures = [i // 2 for i in range(len(values))]
+    got, oracle = sample.mean_ci(values, mixtures), sample.mean_ci([(a + b) / 2 for a, b in pairs])
+    assert got["mean"] == pytest.approx(oracle["mean"], abs=1e-9) and got["ci95"] == pytest.approx(oracle["ci95"], abs=1e-9)
+    assert (got["n"], got["clusters"], got["n_failed"]) == (len(values), len(pairs), 0)
+    failed = sample.mean_ci([None] + values[1:], mixtures)
+    assert (failed["n"], failed["clusters"], failed["n_failed"]) == (len(values) - 1, len(pairs), 1)
+    with pytest.raises(AssertionError, match="cluster labels"):
+        sample.mean_ci(values, mixtures[1:])
 
 # --- evaluation and benchmark ---
 
@@ -242,6 +263,20 @@ def test_eval_writes_a_report(tmp_path, ckpt, capsys):
             systems["mask-only"]["metrics"][key]["mean"], abs=1e-3)
     out = capsys.readouterr()
     assert "| mixture | – |" in out.out and "ETA" in out.err
+    # every example, and each system's score on it, so that two systems can be paired later
+    examples = report["examples"]
+    assert examples["target_index"] == [1, 2] and examples["mixture_id"][0] == examples["mixture_id"][1]
+    assert len(examples["speaker"]) == 2 and examples["speaker"][0] != examples["speaker"][1]
+    for s in systems.values():
+        assert set(s["scores"]) == set(sample.METRICS) and all(len(v) == 2 for v in s["scores"].values())
+        assert s["metrics"]["si_sdr"]["mean"] == pytest.approx(np.mean(s["scores"]["si_sdr"]), abs=1e-9)
+        assert s["metrics"]["si_sdr"]["clusters"] == 1  # the two targets of one mixture
+    spec = importlib.util.spec_from_file_location("results", SAMPLE.parent / "docs" / "results.py")
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    page = results.build(tmp_path)  # docs/results.py reads what --eval wrote: tmp_path/reports is one run
+    assert "| the flow stage improves on its own mask (corpus test, clean) | yes (masking over-suppresses) | " \
+           "too few mixtures to tell: +0.00 dB (one seed each) |" in page and "`reports` (2, 0, –)" in page
 
 
 def test_eval_without_the_optional_metrics(tmp_path, ckpt, capsys, monkeypatch):
@@ -258,6 +293,28 @@ def test_eval_without_the_optional_metrics(tmp_path, ckpt, capsys, monkeypatch):
         assert metrics["pesq"] == metrics["estoi"] == metrics["spk_sim"] == sample.NOT_INSTALLED
         assert metrics["si_sdr"]["n"] == 1 and report["label"] == label and report["mix_type"] == "noisy"
     assert sample.NOT_INSTALLED in capsys.readouterr().out
+
+
+def test_eval_counts_each_failed_metric(tmp_path, ckpt, capsys, monkeypatch):
+    calls = []
+
+    def pesq(est, target):  # fails on the second example (3 systems each), as PESQ does without speech
+        calls.append(1)
+        if len(calls) > 3:
+            raise ValueError("no utterances detected")
+        return 1.5
+    monkeypatch.setattr(sample, "optional_metrics", lambda sr: {"pesq": pesq, "estoi": None, "spk_sim": None})
+    data = tmp_path / "corpus"
+    make_librimix(data, "test", 4)
+    assert sample.main(["--eval", "--data", str(data), "--ckpt", str(ckpt), "--eval-steps", "1", "--limit", "2",
+                        "--split", "test", "-o", str(tmp_path)]) == 0
+    systems = json.loads((tmp_path / "eval_corpus_test_clean.json").read_text())["systems"]
+    for s in systems.values():
+        assert s["scores"]["pesq"][1] is None and s["scores"]["pesq"][0] == 1.5
+        assert {k: s["metrics"]["pesq"][k] for k in ("mean", "n", "n_failed")} == {"mean": 1.5, "n": 1, "n_failed": 1}
+        assert s["metrics"]["si_sdr"]["n_failed"] == 0 and s["metrics"]["estoi"] == sample.NOT_INSTALLED
+    out = capsys.readouterr().out
+    assert "| 1.50 (n = 1) |" in out and "PESQ-WB of mask-only failed on 1 of 2 examples: not in its mean" in out
 
 
 def test_eval_on_a_missing_corpus_is_one_line(tmp_path, ckpt, capsys):

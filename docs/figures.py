@@ -11,8 +11,8 @@ The figures of the readings, regenerated from checkpoints. Run from the reposito
     python docs/figures.py single        # single-speaker input, clean and noisy -> single.json
 
 Each subcommand uses the checkpoints it needs among those given and skips the rest. Every number
-drawn is also written to a JSON file beside the figure; docs/results.py turns those, and the JSON
-of `python sample.py --eval`, into docs/results.md.
+drawn is also written to a JSON file in --evidence (default docs/evidence, the committed evidence);
+docs/results.py turns those, and the JSON of `python sample.py --eval`, into docs/results.md.
 """
 
 import argparse
@@ -141,7 +141,8 @@ def examples(args, mix_type="clean"):
 
 
 def single_speaker(args, noisy):
-    """Inputs that hold the target voice alone: s_k, or s_k + the mixture's noise (LibriMix's mix_single)."""
+    """Inputs that hold the target voice alone: s_k, or s_k + the mixture's noise (LibriMix's mix_single),
+    with the mixture ID."""
     ds = split_set(args, "clean")
     for i in range(min(args.limit, len(ds))):
         item = ds[i]
@@ -151,15 +152,15 @@ def single_speaker(args, noisy):
             mix_path = ds.mixtures[ds.examples[i][0]][1]  # <split>/mix_clean/<ID>.wav
             noise = load_audio(mix_path.parent.parent / "noise" / mix_path.name)
             mix = mix + noise[:len(mix)]
-        yield mix, target, item["enroll"].numpy()
+        yield mix, target, item["enroll"].numpy(), item["mixture_id"]
 
 
 def write_json(args, name, obj):
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.evidence.mkdir(parents=True, exist_ok=True)
     obj = {"data": args.data, "split": args.split, "n": n_examples(args), "machine": device_name(torch.device("cpu")),
            "torch": torch.__version__, **obj}
-    (args.out / name).write_text(json.dumps(obj, indent=2) + "\n")
-    print(f"wrote {args.out / name}")
+    (args.evidence / name).write_text(json.dumps(obj, indent=2) + "\n")
+    print(f"wrote {args.evidence / name}")
 
 
 def pyplot():
@@ -304,8 +305,9 @@ def cmd_steps(args):
     refs = {"mixture": None, **({"mask-only": models["Mask2Flow"]} if "Mask2Flow" in models else {}),
             **({"mask-only, fair control": load(args.control)} if args.control else {})}
     per = {name: {k: [] for k in STEPS} for name in models}
-    flat = {name: [] for name in refs}
-    for i, (_, mix, target, ref) in enumerate(examples(args)):
+    flat, mids = {name: [] for name in refs}, []
+    for i, (mid, mix, target, ref) in enumerate(examples(args)):
+        mids.append(mid)
         mix, target, ref = mix[0].numpy(), target[0].numpy(), ref[0].numpy()
         for name, by_k in steps_scores(models, mix, target, ref, STEPS, metrics, seed=i).items():
             for k, v in by_k.items():
@@ -313,7 +315,7 @@ def cmd_steps(args):
         for name, model in refs.items():
             est = mix if model is None else extract_long(model, mix, ref, 0, CHUNK)
             flat[name].append({"si_sdr": sdr(est, target), **{m: safe(fn, est, target) for m, fn in metrics.items()}})
-    summary = lambda rows: {m: mean_ci([r[m] for r in rows]) for m in ["si_sdr", *metrics]}
+    summary = lambda rows: {m: mean_ci([r[m] for r in rows], mids) for m in ["si_sdr", *metrics]}
     result = {"steps": STEPS, "systems": {n: {str(k): summary(v) for k, v in by_k.items()} for n, by_k in per.items()},
               "references": {n: summary(v) for n, v in flat.items()}}
     write_json(args, "steps.json", {"ckpt": args.ckpt, "flow_only": args.flow_only, "noise": args.noise,
@@ -331,7 +333,7 @@ def plot_steps(result, args, n):
             ys = [(by_k[str(k)][m] or {}).get("mean", np.nan) for k in result["steps"]]
             ax.plot(result["steps"], ys, marker="o", label=name)
         for (name, ref), style in zip(result["references"].items(), (":", "--", "-.")):
-            if ref[m]:
+            if ref[m] and ref[m]["mean"] is not None:
                 ax.axhline(ref[m]["mean"], color="gray", linestyle=style, label=name)
         ax.set_xscale("log", base=2)
         ax.set_xticks(result["steps"], [str(k) for k in result["steps"]])
@@ -355,12 +357,15 @@ def read_log(path):
 
 
 def run_info(run):
-    """(where the run's flow starts, the step of the stage-1 checkpoint its stage 2 began from)."""
+    """(where the run's flow starts, the step of the stage-1 checkpoint its stage 2 began from). A folder
+    of docs/evidence has no checkpoint: its eval_*.json gives the start, and the offset is 0."""
     run, info = Path(run), {}
     for name in ("ckpt_stage1.pt", "ckpt_last.pt"):
         if (run / name).is_file():
             info[name] = torch.load(run / name, map_location="cpu", weights_only=False)
-    start = info["ckpt_last.pt"]["config"]["start"] if "ckpt_last.pt" in info else "masked"
+    evals = sorted(run.glob("eval_*.json"))
+    start = info["ckpt_last.pt"]["config"]["start"] if "ckpt_last.pt" in info else \
+        json.loads(evals[0].read_text())["config"]["start"] if evals else "masked"
     stage1 = info.get("ckpt_stage1.pt", {})  # a finished Mask2Flow checkpoint given as --stage1 has no stage-1 step
     return start, stage1["step"] if stage1.get("stage") == 1 else 0
 
@@ -414,12 +419,13 @@ def cmd_single(args):
     fns = {k: fn for k, fn in optional_metrics(16000).items() if fn}
     result = {}
     for noisy in (False, True):
-        scores = {name: [] for name in ["input", *systems]}
-        for mix, target, ref in single_speaker(args, noisy):
+        scores, mids = {name: [] for name in ["input", *systems]}, []
+        for mix, target, ref, mid in single_speaker(args, noisy):
+            mids.append(mid)
             for name in scores:
                 est = mix if name == "input" else extract_long(systems[name][0], mix, ref, systems[name][1], CHUNK)
                 scores[name].append({"si_sdr": sdr(est, target), **{m: safe(fn, est, target) for m, fn in fns.items()}})
-        result["noisy" if noisy else "clean"] = {name: {m: mean_ci([r[m] for r in rows]) for m in rows[0]}
+        result["noisy" if noisy else "clean"] = {name: {m: mean_ci([r[m] for r in rows], mids) for m in rows[0]}
                                                  for name, rows in scores.items()}
     write_json(args, "single.json", {"ckpt": args.ckpt, "control": args.control, "inputs": {
         "clean": "the target alone (mix = s_k)", "noisy": "the target plus the mixture's noise (mix = s_k + n)"},
@@ -446,7 +452,9 @@ def main(argv=None):
     common.add_argument("--limit", type=int, default=50, help="first N examples of the split")
     common.add_argument("--noisy", action="store_true", help="spectrograms: noisy mixtures (mix_both)")
     common.add_argument("--index", type=int, default=0, help="spectrograms: which example to draw (< --limit)")
-    common.add_argument("--out", type=Path, default=Path("docs"), help="folder for PNG and JSON files")
+    common.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNG files")
+    common.add_argument("--evidence", type=Path, default=Path("docs/evidence"),
+                        help="folder for the JSON files, which docs/results.py reads (default docs/evidence)")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     for name in [*COMMANDS, "all"]:

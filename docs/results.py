@@ -1,19 +1,21 @@
 r"""
-Write docs/results.md from the JSON files the project's commands write, and from nothing else:
+Write docs/results.md and the results block of the top-level README from the evidence committed in
+docs/evidence/, and from nothing else (docs/evidence/README.md says which command wrote each file):
 
-    python docs/results.py --runs runs/demo-m2f runs/demo-mixture runs/demo-noise runs/demo-mask \
-        --bench runs/bench.json --figures docs --out docs/results.md
+    python docs/results.py          # rewrites docs/results.md, and README.md between its two marker lines
 
-  --runs     run folders holding eval_<data>_<split>_<clean|noisy>.json (python sample.py --eval)
-  --bench    the JSON of python sample.py --bench
-  --figures  the folder holding di.json, steps.json, example.json, single.json (docs/figures.py)
-  --readme   also rewrite the clean-mixture tables in the top-level README, between its markers
+  docs/evidence/RUN/eval_<data>_<split>_<clean|noisy>.json   python sample.py --eval -o docs/evidence/RUN
+  docs/evidence/RUN/log.csv                                   the run's own log.csv, copied
+  docs/evidence/bench.json                                    python sample.py --bench -o docs/evidence/bench.json
+  docs/evidence/{di,steps,example,single}.json                python docs/figures.py
 
-A section whose JSON is missing says which command makes it. Without any input this writes the
-empty template that docs/results.md starts as.
+A section whose files are missing says which command makes them. Runs that evaluate a system of the
+same name (e.g. "Mask2Flow 1 step") are training seeds of that system. test_docs.py rebuilds both
+outputs with build() and readme_block() and fails on any difference.
 """
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -21,9 +23,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from mask2flow import Config  # noqa: E402
-from sample import METRICS, cell, row  # noqa: E402
+from sample import METRICS, cell, mean_ci, row  # noqa: E402
 
-RERUN = "`python docs/results.py --runs RUN ... --bench runs/bench.json --figures docs`"
+EVIDENCE = ROOT / "docs" / "evidence"
+RERUN = "`python docs/results.py`"
+FIGURES = ("di", "steps", "example", "single")
+M2F, MASK = "Mask2Flow 1 step", "mask-only (stage 1 of Mask2Flow)"
+CONTROL = "mask-only, fair control (stage 1 only, trained longer)"
+COMPARISONS = [  # (A, B, the claim "A beats B", what the paper says), each tested per example on SI-SDRi
+    (M2F, MASK, "the flow stage improves on its own mask", "yes (masking over-suppresses)"),
+    (M2F, CONTROL, "the flow stage beats the same budget spent on masking", "not reported"),
+    (M2F, "flow-only from the mixture, 1 step", "one step from the mask beats one step from the mixture", "yes"),
+    (M2F, "flow from noise, 1 step", "one step from the mask beats one step from noise", "yes"),
+    ("Mask2Flow 4 steps", M2F, "four Euler steps beat one", "no: one step is enough"),
+]
+HOW = ("A claim \"A beats B\" is answered by the mean per-example difference A − B in SI-SDRi on the same "
+       "examples, with its 95% interval clustered by mixture, and reads **yes** or **no, the reverse** only when "
+       "that interval excludes zero. The interval covers the choice of test examples, not of training seeds.")
+REBUILD = """_The results of the current model are being rebuilt: docs/evidence/ holds no evaluation yet._
+For each trained run `RUN` (docs/README.md lists the runs and the commands that train them):
+
+```
+python sample.py --ckpt runs/RUN/ckpt_best.pt --eval --data demo --limit 200 -o docs/evidence/RUN
+python sample.py --ckpt runs/RUN/ckpt_best.pt --eval --data demo --limit 200 --noisy -o docs/evidence/RUN
+cp runs/RUN/log.csv docs/evidence/RUN/
+```
+
+then `python sample.py --bench -o docs/evidence/bench.json` and `python docs/results.py`.
+"""
 
 
 def todo(command):
@@ -34,12 +61,42 @@ def pct(x):
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
-def mean(m):
-    return None if not isinstance(m, dict) else m["mean"]
-
-
 def num(x, unit=""):
     return "–" if x is None else f"{x:.2f}{unit}"
+
+
+def plural(n, word):
+    return f"{'one' if n == 1 else n} {word}{'s' * (n != 1)}"
+
+# -----------------------------------------------------------------------------
+# reading the evidence
+
+
+def read_evidence(folder):
+    """{"runs": {name: {"reports": [...], "log": rows}}, "bench": ..., and each figure's JSON}."""
+    folder, out = Path(folder), {"runs": {}}
+
+    def load(path):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"error: cannot read {path}: {e}") from None
+    for run in sorted(p for p in folder.glob("*") if p.is_dir()):
+        reports = [load(path) for path in sorted(run.glob("eval_*.json"))]
+        for path, r in zip(sorted(run.glob("eval_*.json")), reports):
+            systems = r.get("systems") if isinstance(r, dict) else None
+            if not systems or "examples" not in r or any("scores" not in s for s in systems.values()):
+                raise SystemExit(f"error: {path} has no per-example scores: rewrite it with this sample.py --eval")
+            n = len(r["examples"].get("mixture_id", []))
+            if any(len(v) != n for s in systems.values() for v in s["scores"].values()):
+                raise SystemExit(f"error: {path}: the per-example scores do not match its {n} examples")
+        log = list(csv.DictReader((run / "log.csv").read_text().splitlines())) if (run / "log.csv").is_file() else []
+        if reports or log:
+            out["runs"][run.name] = {"reports": reports, "log": log}
+    for name in ("bench", *FIGURES):
+        if (folder / f"{name}.json").is_file():
+            out[name] = {**load(folder / f"{name}.json"), "_file": f"{folder.name}/{name}.json"}
+    return out
 
 
 def kind(report):
@@ -58,22 +115,187 @@ def sampler(report):
 
 
 def system_rows(report):
-    """(label, steps, metrics) of one run's report, without the rows another run already gives
-    (the mixture) or that mean nothing (x0 itself for a baseline, the untrained flow of a control)."""
+    """(label, system) of one run's report, without the rows another run already gives (the
+    mixture) or that mean nothing (x0 itself for a baseline, the untrained flow of a control)."""
     k, out = kind(report), []
     for name, s in report["systems"].items():
         if s["steps"] is None:
             continue
         if k == "control":
             if s["steps"] == 0:
-                out.append(("mask-only, fair control (stage 1 only, trained longer)", 0, s["metrics"]))
+                out.append((CONTROL, s))
         elif k == "mask2flow":
-            out.append(("mask-only (stage 1 of Mask2Flow)" if s["steps"] == 0 else name + sampler(report),
-                        s["steps"], s["metrics"]))
+            out.append((MASK if s["steps"] == 0 else name + sampler(report), s))
         elif s["steps"] > 0:
             label = "flow-only from the mixture" if k == "flow-only" else "flow from noise"
-            out.append((f"{label}, {s['steps']} step{'s' * (s['steps'] > 1)}", s["steps"], s["metrics"]))
+            out.append((f"{label}, {s['steps']} step{'s' * (s['steps'] > 1)}", s))
     return out
+
+
+def conditions(ev):
+    """{(data, split, mix_type): {label: [(run, report, system), one per seed]}}. A system scored again
+    by another run (a variant's run re-evaluates the same masker) is kept once."""
+    order = {"mask2flow": 0, "control": 1, "flow-only": 2, "noise": 3}
+    found = sorted(((run, r) for run, v in ev["runs"].items() for r in v["reports"]), key=lambda x: order[kind(x[1])])
+    out = {}
+    for run, r in found:
+        labels = out.setdefault((r["data"], r["split"], r["mix_type"]), {})
+        for label, s in system_rows(r):
+            if all(s["scores"] != other["scores"] for _, _, other in labels.get(label, [])):
+                labels.setdefault(label, []).append((run, r, s))
+    return dict(sorted(out.items()))
+
+# -----------------------------------------------------------------------------
+# paired differences, clustered by mixture
+
+
+def per_example(entries, metric):
+    """{(mixture_id, target_index): score averaged over the seeds, None unless every seed scored it}."""
+    out = {}
+    for _, r, s in entries:
+        for mid, k, v in zip(r["examples"]["mixture_id"], r["examples"]["target_index"], s["scores"].get(metric, [])):
+            out.setdefault((mid, k), []).append(v)
+    return {key: None if None in v or len(v) < len(entries) else sum(v) / len(v) for key, v in out.items()}
+
+
+def paired(a, b, metric):
+    """A - B per example on the examples either was scored on, with the interval of sample.py:mean_ci
+    clustered by mixture; an example missing a score of A or B counts in n_failed. None if unscored."""
+    if not any(metric in s["scores"] for entries in (a, b) for _, _, s in entries):
+        return None
+    A, B = per_example(a, metric), per_example(b, metric)
+    keys = sorted(A.keys() | B.keys())
+    diffs = [None if A.get(k) is None or B.get(k) is None else A[k] - B[k] for k in keys]
+    return mean_ci(diffs, [mid for mid, _ in keys])
+
+
+def seeds(a, b):
+    """How many training runs (seeds) stand behind A and behind B: 'one seed each', '3 seeds against one'."""
+    return plural(len(a), "seed") + (" each" if len(a) == len(b) else f" against {plural(len(b), 'seed')}")
+
+
+def significant(d):
+    return d is not None and d["mean"] is not None and d["ci95"] is not None and abs(d["mean"]) > d["ci95"]
+
+
+def verdict(d, note, unit=" dB"):
+    """A - B worded as a result only when its 95% interval excludes zero."""
+    if d["mean"] is None:
+        return f"not measured: no example was scored for both ({note})"
+    if d["ci95"] is None:
+        return f"too few mixtures to tell: {d['mean']:+.2f}{unit} ({note})"
+    word = ("**yes**" if d["mean"] > 0 else "**no, the reverse**") if significant(d) else "no measurable difference"
+    left = f", {d['n_failed']} without both scores left out" if d["n_failed"] else ""
+    return (f"{word}: {d['mean']:+.2f} ± {d['ci95']:.2f}{unit} "
+            f"(paired, n = {d['n']} in {d['clusters']} mixtures{left}; {note})")
+
+
+def comparisons(labels):
+    """The (A, B, claim, paper) of COMPARISONS whose systems were both evaluated, and one per
+    time-sampler variant of Mask2Flow."""
+    variants = [(M2F, v, f"Config's time sampler beats{v[len(M2F):]}", "not reported")
+                for v in labels if v.startswith(M2F + " (")]
+    return [c for c in COMPARISONS + variants if c[0] in labels and c[1] in labels]
+
+
+def claim_rows(groups, mix_types):
+    """One row per comparison and evaluated split: the claim, the paper's answer, ours on SI-SDRi."""
+    rows = []
+    for (data, split, mix_type), labels in groups.items():
+        if mix_type in mix_types:
+            for a, b, claim, paper in comparisons(labels):
+                d = paired(labels[a], labels[b], "si_sdri")
+                rows.append(row([f"{claim} ({data} {split}, {mix_type})", paper,
+                                 verdict(d, seeds(labels[a], labels[b]))]))
+    return rows
+
+# -----------------------------------------------------------------------------
+# the sections
+
+
+def claims_section(ev, groups):
+    """The paper's statements, each beside the number of this page that tests it."""
+    lines = ["## The paper's claims, side by side", "",
+             "What the paper (arXiv 2603.12837, v2) states, beside what this page measures. " + HOW, "",
+             row(["claim", "paper", "here"]), row(["---"] * 3)]
+    rows = claim_rows(groups, ("clean", "noisy"))
+    lines += rows or [row(["the flow stage improves on its own mask", "yes (masking over-suppresses)",
+                           "being rebuilt: no evaluation in docs/evidence yet"])]
+    p = ev.get("di", {}).get("proportions")
+    for t in p or {}:
+        lines += [row([f"flow-only: deletion share after step 1 ({t})", "about 94%",
+                       pct(p[t].get("flow-only step 1", {}).get("delete"))]),
+                  row([f"flow-only: deletion share after step 8 ({t})", "about 71%",
+                       pct(p[t].get("flow-only step 8", {}).get("delete"))]),
+                  row([f"clean target: insertion share ({t})", "about 25-28%",
+                       pct(p[t].get("target", {}).get("insert"))])]
+    if not p:
+        lines.append(row(["delete/insert proportions", "Figure 2", "not measured yet"]))
+    paper = [r for r in ev.get("bench", {}).get("rows", []) if r["config"] == "paper"]
+    lines.append(row(["whole system size", "about 85M parameters",
+                      f"`paper` config {paper[0]['parameters'] / 1e6:.1f}M" if paper else "not measured yet"]))
+    c = ev.get("single", {}).get("systems", {}).get("clean", {}).get("Mask2Flow 1 step")
+    lines.append(row(["a single clean voice comes out undamaged (v2)", "WER 2.9 vs 2.6 on clean speech",
+                      f"SI-SDR {cell(c['si_sdr'])} dB on the clean voice alone" if c else "not measured yet"]))
+    lines.append(row(["Whisper WER as an ASR front end", "Figure 4", "not run: needs downloaded Whisper weights"]))
+    return lines + [""]
+
+
+def quality_section(groups, bench=None, mix_types=("clean", "noisy"), level="###"):
+    lines = ["## Extraction quality", ""]
+    if not groups:
+        return lines + [REBUILD]
+    lines.append("Mean ± the half-width of its 95% interval, clustered by mixture (the two targets of one mixture "
+                 "are not independent: `sample.py:mean_ci`). SI-SDRi is the SI-SDR gain over the mixture. Source: "
+                 "the `eval_*.json` files of `python sample.py --eval` in docs/evidence. RTF: compute time over "
+                 f"audio time of a model of that size and step count on {bench_machine(bench)}, from "
+                 "`python sample.py --bench` (– where it timed no such model).")
+    for (data, split, mix_type), labels in groups.items():
+        if mix_type not in mix_types:
+            continue
+        entries = [e for es in labels.values() for e in es]
+        first = entries[0][1]
+        lines += ["", f"{level} {data} {split} ({first['label']}), {mix_type}", "",
+                  row(["system", "steps", *METRICS.values(), "n", "parameters", "RTF", "run (stage, step, seed)"]),
+                  row(["---"] * (len(METRICS) + 6))]
+        mix = first["systems"]["mixture"]["metrics"]
+        lines.append(row(["mixture", "–", *(cell(mix.get(k)) for k in METRICS), first["n"], "–", "–", "–"]))
+        failed = False
+        for label, es in labels.items():
+            for run, r, s in es:
+                total, seed = (r.get("parameters") or {}).get("total"), r.get("seed")
+                failed |= any(isinstance(m, dict) and m["n_failed"] for m in s["metrics"].values())
+                lines.append(row([label, s["steps"], *(cell(s["metrics"].get(k)) for k in METRICS), r["n"],
+                                  f"{total / 1e6:.2f}M" if total else "–", rtf(bench, total, s["steps"]),
+                                  f"`{run}` ({r.get('stage')}, {r.get('step')}, {'–' if seed is None else seed})"]))
+        reports = list({id(r): r for _, r, _ in entries}.values())
+        lines += ["", f"Measured on {', '.join(sorted({r['machine'] for r in reports}))}; torch {first['torch']}; "
+                  f"{sum(r['seconds'] for r in reports):.0f} s of evaluation in all."]
+        if failed:
+            lines.append("(n = k) after a value: the metric failed on the other examples, which its mean leaves out.")
+        if len({r["n"] for r in reports}) > 1:
+            lines.append("**The runs were evaluated on different numbers of examples: compare with care.**")
+    return lines + [""]
+
+
+def training_section(ev):
+    lines = ["## Training runs", ""]
+    logs = {run: v["log"] for run, v in ev["runs"].items() if v["log"]}
+    if not logs:
+        return lines + ["_Not measured yet._ Copy each run's `log.csv` into `docs/evidence/RUN/`, then "
+                        f"{RERUN}.", ""]
+    lines += ["From each run's `log.csv` (one row per validation): the last step and wall-clock minutes of each "
+              "stage, and its best dev SI-SDR (mask-only in stage 1, one step in stage 2).", "",
+              row(["run", "stage", "last step", "minutes", "best dev SI-SDR (dB)", "at step"]), row(["---"] * 6)]
+    for run, log in logs.items():
+        for stage in sorted({r["stage"] for r in log}, key=int):
+            rs = [r for r in log if r["stage"] == stage]
+            dev = "dev_mask" if stage == "1" else "dev_flow1"
+            best = max(rs, key=lambda r: float(r.get(dev) or "-inf"))
+            value = lambda r, k: num(float(r[k])) if r.get(k) else "–"
+            lines.append(row([f"`{run}`", stage, rs[-1]["step"], value(rs[-1], "minutes"), value(best, dev),
+                              best["step"]]))
+    return lines + [""]
 
 
 def rtf(bench, params, steps):
@@ -84,45 +306,6 @@ def rtf(bench, params, steps):
     return "–"
 
 
-def quality_section(reports, bench=None, mix_types=("clean", "noisy")):
-    lines = ["## Extraction quality", ""]
-    if not reports:
-        return lines + ["_Not measured yet._ For each run: `python sample.py --ckpt RUN/ckpt_best.pt --eval "
-                        "--data demo --limit 100` (add `--noisy` for noisy mixtures), then " + RERUN + ".", ""]
-    groups = {}
-    for path, r in reports:
-        if r["mix_type"] in mix_types:
-            groups.setdefault((r["data"], r["split"], r["mix_type"]), []).append((path, r))
-    lines.append("Mean ± 95% confidence interval over the examples (Student t). SI-SDRi is the SI-SDR gain "
-                 "over the mixture. Source: the `eval_*.json` files of `python sample.py --eval`. "
-                 "RTF: compute time over audio time of a model of that size and step count on "
-                 f"{bench_machine(bench)}, from `python sample.py --bench` (– where it timed no such model).")
-    for (data, split, mix_type), items in sorted(groups.items()):
-        first = items[0][1]
-        lines += ["", f"### {data} {split} ({first['label']}), {mix_type}", "",
-                  row(["system", "steps", *METRICS.values(), "n", "parameters", "RTF", "run (stage, step)"]),
-                  row(["---"] * (len(METRICS) + 6))]
-        mix = first["systems"]["mixture"]["metrics"]
-        lines.append(row(["mixture", "–", *map(cell, mix.values()), first["n"], "–", "–", "–"]))
-        order, shown = {"mask2flow": 0, "control": 1, "flow-only": 2, "noise": 3}, set()
-        for path, r in sorted(items, key=lambda item: order[kind(item[1])]):
-            total = (r.get("parameters") or {}).get("total")
-            params = f"{total / 1e6:.2f}M" if total else "–"
-            where = f"`{Path(path).parent.name}` ({r.get('stage')}, {r.get('step')})"
-            for label, steps, metrics in system_rows(r):
-                scores = tuple(cell(metrics.get(k)) for k in METRICS)
-                if (label, scores) in shown:  # the same masker, evaluated again by a variant's run
-                    continue
-                shown.add((label, scores))
-                lines.append(row([label, steps, *scores, r["n"], params, rtf(bench, total, steps), where]))
-        machines = sorted({r["machine"] for _, r in items})
-        lines += ["", f"Measured on {', '.join(machines)}; torch {first['torch']}; "
-                  f"{sum(r['seconds'] for _, r in items):.0f} s of evaluation in all."]
-        if len({r["n"] for _, r in items}) > 1:
-            lines.append("**The runs were evaluated on different numbers of examples: compare with care.**")
-    return lines + [""]
-
-
 def bench_machine(bench):
     names = sorted({b["device_name"] for b in (bench or {}).get("rows", []) if b["device"] == "cpu"})
     return ", ".join(names) or "the benchmark's CPU"
@@ -131,12 +314,12 @@ def bench_machine(bench):
 def bench_section(bench):
     lines = ["## Size and speed", ""]
     if bench is None:
-        return lines + [todo("python sample.py --bench")]
+        return lines + [todo("python sample.py --bench -o docs/evidence/bench.json")]
     steps = [0] + bench["steps"]
     label = lambda k: "mask-only" if k == 0 else f"{k} step{'s' * (k > 1)}"
     lines += [f"Real-time factor (compute time / audio time, lower is faster) on {bench['audio_seconds']:.0f} s of "
               f"audio, median of {bench['repeats']} runs; torch {bench['torch']}. "
-              "Source: `python sample.py --bench`.", "",
+              f"Source: `{bench['_file']}` (`python sample.py --bench`).", "",
               row(["config", "parameters", "machine", *map(label, steps), "peak GPU MiB"]),
               row(["---"] * (len(steps) + 4))]
     for r in bench["rows"]:
@@ -176,7 +359,7 @@ def steps_section(st):
               + source(st, "docs/figures.py steps"), "",
               row(["system", *(f"{k} step{'s' * (k > 1)}" for k in st["steps"])]),
               row(["---"] * (len(st["steps"]) + 1))]
-    fmt = lambda v: " / ".join(num(mean(v.get(m))) for m in metrics)
+    fmt = lambda v: " / ".join(num((v.get(m) or {}).get("mean")) for m in metrics)
     for name, by_k in st["systems"].items():
         lines.append(row([name, *(fmt(by_k[str(k)]) for k in st["steps"])]))
     for name, v in st["references"].items():
@@ -206,8 +389,8 @@ def single_section(sg):
     if sg is None:
         return lines + [todo("python docs/figures.py single --ckpt ... --control ...")]
     keys = ["si_sdr", "pesq", "estoi", "spk_sim"]
-    lines += ["Inputs that hold the target voice alone; the output should equal the input's voice. "
-              + source(sg, "docs/figures.py single")]
+    lines += ["Inputs that hold the target voice alone; the output should equal the input's voice. Mean ± 95% "
+              "interval clustered by mixture. " + source(sg, "docs/figures.py single")]
     for kind_, rows in sg["systems"].items():
         lines += ["", f"**{kind_}**: {sg['inputs'][kind_]}", "",
                   row(["system", *(METRICS[k] for k in keys)]), row(["---"] * (len(keys) + 1))]
@@ -215,111 +398,61 @@ def single_section(sg):
             lines.append(row([name, *(cell(m.get(k)) if k in m else "n/a" for k in keys)]))
     return lines + [""]
 
-
-def claims_section(reports, bench, di, st, sg):
-    """The paper's statements, each beside the number of this page that tests it."""
-    lines = ["## The paper's claims, side by side", "",
-             "What the paper (arXiv 2603.12837, v2) states, beside the number of this page that tests it.", "",
-             row(["claim", "paper", "here"]), row(["---"] * 3)]
-    p = di and di["proportions"]
-    for t in ("clean", "noisy"):
-        if p and t in p:
-            ins = lambda n: pct(p[t].get(n, {}).get("insert"))
-            lines += [row([f"flow-only: deletion share after step 1 ({t})", "about 94%",
-                           pct(p[t].get("flow-only step 1", {}).get("delete"))]),
-                      row([f"flow-only: deletion share after step 8 ({t})", "about 71%",
-                           pct(p[t].get("flow-only step 8", {}).get("delete"))]),
-                      row([f"clean target: insertion share ({t})", "about 25-28%", ins("target")])]
-    if not p:
-        lines.append(row(["delete/insert proportions", "Figure 2", "not measured yet"]))
-    if st and "Mask2Flow" in st["systems"]:
-        s = st["systems"]["Mask2Flow"]
-        lines.append(row(["Mask2Flow: one Euler step is enough", "yes",
-                          f"SI-SDR {num(mean(s['1']['si_sdr']), ' dB')} at 1 step, "
-                          f"{num(mean(s[str(st['steps'][-1])]['si_sdr']), ' dB')} at {st['steps'][-1]}"]))
-    else:
-        lines.append(row(["Mask2Flow: one Euler step is enough", "yes", "not measured yet"]))
-    paper = [r for r in (bench or {}).get("rows", []) if r["config"] == "paper"]
-    lines.append(row(["whole system size", "about 85M parameters",
-                      f"`paper` config {paper[0]['parameters'] / 1e6:.1f}M" if paper else "not measured yet"]))
-    m2f = [r for _, r in reports if kind(r) == "mask2flow" and r["split"] == "test" and r["mix_type"] == "clean"]
-    if m2f:
-        sy = m2f[0]["systems"]
-        one = next((v for k, v in sy.items() if v["steps"] == 1), None)
-        lines.append(row(["the flow stage improves on masking", "yes (masking over-suppresses)",
-                          f"SI-SDRi {cell(sy['mask-only']['metrics']['si_sdri'])} mask-only, "
-                          f"{cell(one['metrics']['si_sdri']) if one else '–'} Mask2Flow 1 step (test, clean)"]))
-    for split in ("test", "test-seen"):
-        control = [r for _, r in reports if kind(r) == "control" and r["split"] == split and r["mix_type"] == "clean"]
-        m2f = [r for _, r in reports if kind(r) == "mask2flow" and r["split"] == split and r["mix_type"] == "clean"]
-        if control and m2f:
-            one = next((v for v in m2f[0]["systems"].values() if v["steps"] == 1), None)
-            lines.append(row([f"the flow stage beats the same budget spent on masking ({split}, clean)",
-                              "not reported",
-                              f"SI-SDRi {cell(control[0]['systems']['mask-only']['metrics']['si_sdri'])} fair control, "
-                              f"{cell(one['metrics']['si_sdri']) if one else '–'} Mask2Flow 1 step"]))
-    if sg:
-        c = sg["systems"]["clean"].get("Mask2Flow 1 step")
-        lines.append(row(["a single clean voice comes out undamaged (v2)", "WER 2.9 vs 2.6 on clean speech",
-                          f"SI-SDR {cell(c['si_sdr'])} dB on the clean voice alone" if c else "–"]))
-    lines.append(row(["Whisper WER as an ASR front end", "Figure 4", "not run: needs downloaded Whisper weights"]))
-    return lines + [""]
+# -----------------------------------------------------------------------------
+# the two outputs
 
 
-def read_reports(runs):
-    """(path, report) of every eval_*.json in the run folders, in the order the runs are given."""
-    return [(str(p), json.loads(p.read_text())) for run in runs for p in sorted(Path(run).glob("eval_*.json"))]
-
-
-def build(runs=(), bench=None, figures=None):
-    reports = read_reports(runs)
-    bench = json.loads(Path(bench).read_text()) if bench and Path(bench).is_file() else None
-    figs = {}
-    for name in ("di", "steps", "example", "single"):
-        path = Path(figures) / f"{name}.json" if figures else None
-        if path and path.is_file():
-            figs[name] = {**json.loads(path.read_text()), "_file": str(path)}
+def build(evidence=EVIDENCE):
+    """The text of docs/results.md."""
+    ev = read_evidence(evidence)
+    groups = conditions(ev)
     lines = ["# Results", "",
-             "<!-- Written by docs/results.py from JSON files; do not edit by hand: rerun it. -->", "",
-             "Every number on this page is read from a JSON file that a command of the project wrote; "
-             "each section names its file. How to produce them all: [README](README.md).", ""]
-    lines += claims_section(reports, bench, figs.get("di"), figs.get("steps"), figs.get("single"))
-    lines += quality_section(reports, bench)
-    lines += bench_section(bench)
-    lines += di_section(figs.get("di"))
-    lines += steps_section(figs.get("steps"))
-    lines += example_section(figs.get("example"))
-    lines += single_section(figs.get("single"))
-    return "\n".join(lines)
+             "<!-- Written by docs/results.py from docs/evidence; do not edit by hand: rerun it. -->", "",
+             "Every number on this page is read from a file in [evidence/](evidence/README.md), which says the "
+             "command that wrote it; each section names its files. `test_docs.py` fails when this page differs "
+             "from what they give.", ""]
+    lines += claims_section(ev, groups) + quality_section(groups, ev.get("bench")) + training_section(ev)
+    lines += bench_section(ev.get("bench")) + di_section(ev.get("di")) + steps_section(ev.get("steps"))
+    lines += example_section(ev.get("example")) + single_section(ev.get("single"))
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 BEGIN, END = "<!-- results.py: begin -->", "<!-- results.py: end -->"
 
 
-def update_readme(path, runs, bench):
-    """Replace the README's block between BEGIN and END with the clean-mixture tables."""
-    text = Path(path).read_text()
+def readme_block(evidence=EVIDENCE):
+    """What the README holds between BEGIN and END: the claims and the tables of clean mixtures."""
+    ev = read_evidence(evidence)
+    groups = conditions(ev)
+    if not groups:
+        return REBUILD
+    rows = claim_rows(groups, ("clean",))
+    claims = [HOW, "", row(["claim", "paper", "here"]), row(["---"] * 3), *rows, ""] if rows else []
+    return "\n".join(claims + quality_section(groups, ev.get("bench"), ("clean",), "####")[2:])
+
+
+def with_block(text, block, name="README.md"):
+    """text with its part between the BEGIN and END lines replaced by block."""
     if text.count(BEGIN) != 1 or text.count(END) != 1:
-        raise SystemExit(f"error: {path} needs one '{BEGIN}' line and one '{END}' line")
-    table = quality_section(read_reports(runs), json.loads(Path(bench).read_text()) if bench else None, ("clean",))[2:]
+        raise SystemExit(f"error: {name} needs one '{BEGIN}' line and one '{END}' line")
     head, rest = text.split(BEGIN)
-    Path(path).write_text(head + BEGIN + "\n" + "\n".join(table).replace("### ", "#### ") + END + rest.split(END)[1])
+    return head + BEGIN + "\n" + block.rstrip("\n") + "\n" + END + rest.split(END)[1]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", nargs="*", default=[], help="run folders with eval_*.json")
-    p.add_argument("--bench", help="the JSON of python sample.py --bench")
-    p.add_argument("--figures", help="folder with the JSON of docs/figures.py")
-    p.add_argument("--out", type=Path, default=Path("docs/results.md"))
-    p.add_argument("--readme", type=Path, help="also write the clean-mixture tables into this file, between "
-                   f"the lines {BEGIN} and {END}")
+    p.add_argument("--evidence", type=Path, default=EVIDENCE, help="folder of the committed evidence")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    p.add_argument("--readme", type=Path, default=ROOT / "README.md",
+                   help=f"the file whose lines between {BEGIN} and {END} get the claims and clean-mixture tables")
     args = p.parse_args(argv)
-    args.out.write_text(build(args.runs, args.bench, args.figures).rstrip("\n") + "\n")
-    print(f"wrote {args.out}")
-    if args.readme:
-        update_readme(args.readme, args.runs, args.bench)
-        print(f"updated the results block of {args.readme}")
+    for path, is_there in ((args.evidence, args.evidence.is_dir()), (args.readme, args.readme.is_file())):
+        if not is_there:
+            raise SystemExit(f"error: {path} does not exist")
+    readme = with_block(args.readme.read_text(), readme_block(args.evidence), args.readme)  # checked before writing
+    args.out.write_text(build(args.evidence))
+    args.readme.write_text(readme)
+    print(f"wrote {args.out} and the results block of {args.readme}")
 
 
 if __name__ == "__main__":
