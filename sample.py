@@ -18,6 +18,7 @@ import platform
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ CHUNK_SECONDS = 10.0  # long recordings are extracted in windows of this length,
 OVERLAP = 0.1  # fraction of each window cross-faded with its neighbour
 FULL_SCALE = 0.99  # outputs louder than this are scaled down rather than clipped
 BENCH_SECONDS = 4.0  # length of the benchmark's input
-SPLIT_LABELS = {"test-seen": "seen speakers, held-out sentences", "test": "unseen speakers",
+SPLIT_LABELS = {"test-seen": "seen speakers, held-out sentences", "test": "unseen real speakers",
                 "test-synth": "unseen synthetic voices", "dev": "unseen speakers (validation)"}
 NOT_INSTALLED = "n/a (pip install -r requirements-eval.txt)"
 
@@ -116,13 +117,27 @@ def device_name(device):
 # extraction of a whole recording
 
 
-def extract_long(model, mix, ref, steps, chunk):
+def precision(device, bf16):
+    """bf16 autocast when asked (meant for GPUs; test_sample.py bounds its distance from fp32), else fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def extract_batch(model, mixes, refs, steps, bf16=False):
+    """Lists of mixtures (L_i,) and references (Le_i,), float32 -> list of (L_i,) estimates, in one
+    zero-padded forward pass: the model masks the padding, so each equals its extraction alone."""
+    device = next(model.parameters()).device
+    pad = lambda xs: torch.nn.utils.rnn.pad_sequence([torch.from_numpy(x) for x in xs], batch_first=True).to(device)
+    size = lambda xs: torch.tensor([len(x) for x in xs], device=device)
+    with precision(device, bf16):
+        est = model.extract(pad(mixes), pad(refs), size(refs), steps=steps, lengths=size(mixes))
+    return [e[:len(m)].float().cpu().numpy() for e, m in zip(est, mixes)]
+
+
+def extract_long(model, mix, ref, steps, chunk, bf16=False):
     """mix (L,), ref (Le,) float32 at the model's rate -> (L,) estimate of the ref's speaker.
     Windows of `chunk` samples overlap by OVERLAP and are cross-faded (normalised overlap-add),
     so memory stays bounded; a recording of at most one chunk is extracted in one call."""
-    device = next(model.parameters()).device
-    ref = torch.from_numpy(ref)[None].to(device)  # (1, Le)
-    run = lambda x: model.extract(torch.from_numpy(x)[None].to(device), ref, steps=steps)[0].cpu().numpy()
+    run = lambda x: extract_batch(model, [x], [ref], steps, bf16)[0]
     L = len(mix)
     if L <= chunk:
         return run(mix)
@@ -179,7 +194,7 @@ def extract_file(args):
           f"extracting ({steps_label(args.steps)}) on {device}")
 
     t0 = time.time()
-    est = extract_long(model, mix, ref, args.steps, int(args.chunk_seconds * sr))
+    est = extract_long(model, mix, ref, args.steps, int(args.chunk_seconds * sr), args.bf16)
     if mix_rate != sr:
         est = resample_poly(est, mix_rate, sr).astype(np.float32)
     est = np.pad(est, (0, max(0, info.frames - len(est))))[:info.frames]  # exactly the input's length
@@ -294,7 +309,6 @@ def evaluate(args, steps):
     data_name = args.data if args.data in ("demo", "LibriMix") else Path(args.data).resolve().name
     mix_type = "noisy" if args.noisy else "clean"
     out_dir = Path(args.output) if args.output else ckpt_path.parent
-    has_seen = any(libri2mix_dir(root).glob("wav*/*/metadata/mixture_test-seen_*.csv"))  # the demo corpus
     fns = optional_metrics(sr)
     missing = {key for key, fn in fns.items() if fn is None}
     masked = model.cfg.start == "masked"
@@ -302,29 +316,40 @@ def evaluate(args, steps):
                **{f"{'Mask2Flow' if masked else 'flow'} {steps_label(k)}": k for k in steps}}
     sdr = lambda est, target: si_sdr(torch.from_numpy(est)[None], torch.from_numpy(target)[None]).item()
 
-    for split in args.split or (["test-seen", "test"] if has_seen else ["test"]):
+    present = [s for s in ("test", "test-synth", "test-seen")  # the demo corpus has all three
+               if any(libri2mix_dir(root).glob(f"wav*/*/metadata/mixture_{s}_*.csv"))]
+    for split in args.split or present or ["test"]:
         dataset = LibriMix(root, split=split, mix_type=mix_type, segment=None, sample_rate=sr, seed=0)
         n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
         scores = {name: {key: [] for key in METRICS} for name in systems}
         examples = {"mixture_id": [], "target_index": [], "speaker": []}  # who each score belongs to
         torch.manual_seed(0)  # a "noise" start draws x0 at random
-        t0 = time.time()
-        for i in range(n):
-            item = dataset[i]
-            mix, target, ref = (item[k].numpy().astype(np.float32) for k in ("mix", "target", "enroll"))
+        t0, t_model = time.time(), 0.0
+        for first in range(0, n, args.batch_size):  # one padded forward pass per batch and system
+            items = [dataset[i] for i in range(first, min(n, first + args.batch_size))]
+            mixes, targets, refs = ([item[k].numpy().astype(np.float32) for item in items] for k in ("mix", "target", "enroll"))
             for key, column in examples.items():
-                column.append(item[key])
-            sdr_mix = sdr(mix, target)
+                column.extend(item[key] for item in items)
             for name, k in systems.items():
-                est = mix if k is None else extract_long(model, mix, ref, k, chunk)
-                values = {"si_sdr": sdr(est, target), **{key: safe(fn, est, target) for key, fn in fns.items() if fn}}
-                values["si_sdri"] = values["si_sdr"] - sdr_mix
-                for key, value in values.items():  # to 1e-4, far below any difference reported; NaN -> None
-                    scores[name][key].append(round(value, 4) if math.isfinite(value) else None)
-            eta = (time.time() - t0) / (i + 1) * (n - i - 1)
-            print(f"\r{split}: {i + 1}/{n} examples, {time.time() - t0:.0f} s, ETA {eta:.0f} s ",
+                t1 = time.time()
+                if k is None:
+                    ests = mixes
+                elif max(map(len, mixes)) <= chunk:
+                    ests = extract_batch(model, mixes, refs, k, args.bf16)
+                else:
+                    ests = [extract_long(model, m, r, k, chunk, args.bf16) for m, r in zip(mixes, refs)]
+                t_model += time.time() - t1
+                for mix, target, est in zip(mixes, targets, ests):
+                    values = {"si_sdr": sdr(est, target), **{key: safe(fn, est, target) for key, fn in fns.items() if fn}}
+                    values["si_sdri"] = values["si_sdr"] - sdr(mix, target)
+                    for key, value in values.items():  # to 1e-4, far below any difference reported; NaN -> None
+                        scores[name][key].append(round(value, 4) if math.isfinite(value) else None)
+            done = first + len(items)
+            eta = (time.time() - t0) / done * (n - done)
+            print(f"\r{split}: {done}/{n} examples, {time.time() - t0:.0f} s, ETA {eta:.0f} s ",
                   end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
+        print(f"\n{split}: the model extracted {n * (len(systems) - 1) / max(t_model, 1e-9):.1f} examples/s "
+              f"(batch {args.batch_size}, {'bf16' if args.bf16 else 'fp32'})", file=sys.stderr)
 
         report = {"data": data_name, "root": str(root), "split": split, "label": SPLIT_LABELS.get(split, split),
                   "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
@@ -333,7 +358,8 @@ def evaluate(args, steps):
                                  **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},
                   "device": str(device), "machine": device_name(device),
                   "platform": platform.platform(), "torch": torch.__version__,
-                  "seconds": round(time.time() - t0, 1), "examples": examples, "systems": {}}
+                  "seconds": round(time.time() - t0, 1), "model_seconds": round(t_model, 1),
+                  "batch_size": args.batch_size, "bf16": args.bf16, "examples": examples, "systems": {}}
         for name, k in systems.items():  # intervals clustered by mixture: its two targets are not independent
             metrics = {key: NOT_INSTALLED if key in missing else mean_ci(v, examples["mixture_id"])
                        for key, v in scores[name].items()}
@@ -437,13 +463,16 @@ def get_parser():
     p.add_argument("--data", default="demo", metavar="demo|LibriMix|PATH",
                    help="--eval: demo (./data/demo), LibriMix ($LIBRIMIX or ./LibriMix) or a LibriMix-layout folder")
     p.add_argument("--split", nargs="+", metavar="NAME",
-                   help="--eval: splits (default: test-seen and test where the corpus has test-seen, as the demo "
-                   "corpus does; else test)")
+                   help="--eval: splits (default: those of test, test-synth, test-seen the corpus has)")
     p.add_argument("--noisy", action="store_true", help="--eval: noisy mixtures (mix_both) instead of clean")
     p.add_argument("--limit", type=int, metavar="N",
                    help="--eval: only the first N examples of each split (two per mixture: each speaker as the target)")
     p.add_argument("--eval-steps", type=int, nargs="+", metavar="N",
                    help="step counts compared with mask-only by --eval (default 1 4) and --bench (default 1 8)")
+    p.add_argument("--batch-size", type=int, metavar="N", default=8,
+                   help="--eval: examples per forward pass (padding is masked, so results do not depend on it)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast for extraction and --eval: for GPUs (on most CPUs it is slower)")
     p.add_argument("--bench", action="store_true", help="measure real-time factors instead")
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", default=list(CONFIGS),
                    help=f"--bench: model configs to time, of {list(CONFIGS)} (default all)")
@@ -460,8 +489,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not (args.eval or args.bench) and (args.mix is None or args.ref is None):
         parser.error("give a mixture and a reference (python sample.py mix.wav ref.wav), or --eval, or --bench")
-    if min(args.eval_steps or [1]) < 1 or args.repeats < 1 or (args.limit is not None and args.limit < 1):
-        parser.error("--eval-steps, --repeats and --limit must be at least 1")
+    if min(args.eval_steps or [1]) < 1 or min(args.repeats, args.batch_size) < 1 or (args.limit is not None and args.limit < 1):
+        parser.error("--eval-steps, --repeats, --batch-size and --limit must be at least 1")
     if args.steps < 0 or args.chunk_seconds < 1:
         parser.error("--steps must be 0 (mask-only) or more, --chunk-seconds at least 1")
     try:

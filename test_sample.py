@@ -252,7 +252,7 @@ def test_eval_writes_a_report(tmp_path, ckpt, capsys):
             "-o", str(tmp_path / "reports")]
     assert sample.main(argv) == 0
     report = json.loads((tmp_path / "reports" / "eval_corpus_test_clean.json").read_text())
-    assert report["n"] == 2 and report["checkpoint"] == str(ckpt) and report["label"] == "unseen speakers"
+    assert report["n"] == 2 and report["checkpoint"] == str(ckpt) and report["label"] == "unseen real speakers"
     systems = report["systems"]
     assert list(systems) == ["mixture", "mask-only", "Mask2Flow 1 step", "Mask2Flow 2 steps"]
     assert [s["steps"] for s in systems.values()] == [None, 0, 1, 2]
@@ -277,6 +277,53 @@ def test_eval_writes_a_report(tmp_path, ckpt, capsys):
     page = results.build(tmp_path)  # docs/results.py reads what --eval wrote: tmp_path/reports is one run
     assert "| the flow stage improves on its own mask (corpus test, clean) | yes (masking over-suppresses) | " \
            "too few mixtures to tell: +0.00 dB (one seed each) |" in page and "`reports` (2, 0, –)" in page
+
+
+@pytest.fixture(scope="module")
+def busy_ckpt(tmp_path_factory):
+    """A tiny model whose zero-initialised outputs (FiLM, adaLN-Zero, skip) are perturbed, so that
+    every part acts and batching, padding or precision errors would show in its output."""
+    torch.manual_seed(0)
+    model = Mask2Flow(CONFIGS["tiny"])
+    for p in model.parameters():
+        if not p.abs().sum():
+            torch.nn.init.normal_(p, std=0.05)
+    path = tmp_path_factory.mktemp("busy") / "ckpt_best.pt"
+    torch.save({"config": dataclasses.asdict(model.cfg), "model": model.state_dict(), "ema": model.state_dict(),
+                "stage": 2, "step": 1, "best_val": 0.0, "data": {}}, path)
+    return path
+
+
+def test_batched_eval_equals_one_example_at_a_time(tmp_path, busy_ckpt):
+    data = tmp_path / "corpus"
+    make_librimix(data, "test", 4)  # 0.7 to 1 s long: padding in every batch
+    scores = {}
+    for b in (1, 4):
+        out = tmp_path / f"batch{b}"
+        argv = ["--eval", "--data", str(data), "--ckpt", str(busy_ckpt), "--eval-steps", "1", "2",
+                "--batch-size", str(b), "-o", str(out)]
+        assert sample.main(argv) == 0
+        report = json.loads((out / "eval_corpus_test_clean.json").read_text())
+        assert report["batch_size"] == b and report["n"] == 8
+        scores[b] = {name: s["scores"]["si_sdr"] for name, s in report["systems"].items()}
+    for name in scores[1]:
+        assert scores[4][name] == pytest.approx(scores[1][name], abs=2e-3), name
+
+
+def test_bf16_extraction_stays_close_to_fp32(busy_ckpt):
+    """bf16 autocast (the --bf16 path, checked here on the CPU) changes the output by little:
+    its SI-SDR against the fp32 output stays above BF16_MIN_DB."""
+    model, _ = sample.load_model(busy_ckpt, torch.device("cpu"))
+    mixes = [voice(1.5, 16000, 120, seed=1).astype(np.float32) + voice(1.5, 16000, 210, seed=2).astype(np.float32),
+             voice(1.1, 16000, 180, seed=3).astype(np.float32)]
+    refs = [voice(1.0, 16000, 125, seed=4).astype(np.float32)] * 2
+    fp32, bf16 = (sample.extract_batch(model, mixes, refs, 1, bf16=b) for b in (False, True))
+    for a, b in zip(fp32, bf16):
+        assert np.abs(a - b).max() > 0  # autocast did run in bf16
+        assert si_sdr(torch.from_numpy(b)[None], torch.from_numpy(a)[None]).item() > BF16_MIN_DB
+
+
+BF16_MIN_DB = 20  # bf16 keeps 8 bits of mantissa: about 40 dB per rounding, a few layers deep
 
 
 def test_eval_without_the_optional_metrics(tmp_path, ckpt, capsys, monkeypatch):
