@@ -14,7 +14,10 @@ APT_PACKAGES="flite festival festvox-kdlpc16k sox libsndfile1"  # speech synthes
 BREW_PACKAGES="flite sox"                                       # Homebrew has no festival nor its kdlpc voice
 
 command -v python3 >/dev/null || { echo "error: no python3 on PATH; install Python 3 first" >&2; exit 1; }
-missing() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }  # all of them without dpkg
+# The Debian packages not installed (dpkg still knows a removed one: read its status); all of them without dpkg.
+missing() {
+    for p in "$@"; do [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || echo "$p"; done
+}
 venv_works() { [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2>&1; }
 
 # System packages, only those missing: apt needs root or sudo, and a second run needs neither.
