@@ -201,7 +201,12 @@ def extract_file(args):
     est, gain = fit_full_scale(est)
     if gain < 1:
         print(f"note: the output would exceed full scale; scaled down by {-20 * math.log10(gain):.1f} dB")
-    subtype = info.subtype if sf.check_format(out.suffix[1:].upper(), info.subtype) else None
+    # Keep the input's encoding when it is PCM or float and the output format takes it. A compressed
+    # one (MP3, Vorbis) is no WAV encoding: write the format's default, 16-bit PCM for WAV and FLAC,
+    # which every player reads and which is finer than a lossy input (the peak is <= FULL_SCALE: no clipping).
+    fmt = out.suffix[1:].upper()
+    pcm_or_float = info.subtype.startswith("PCM_") or info.subtype in ("FLOAT", "DOUBLE")
+    subtype = info.subtype if pcm_or_float and sf.check_format(fmt, info.subtype) else sf.default_subtype(fmt)
     try:
         sf.write(out, est, mix_rate, subtype=subtype)
     except (OSError, RuntimeError) as e:  # soundfile's errors are RuntimeErrors

@@ -96,6 +96,21 @@ def test_loud_output_is_scaled_not_clipped(tmp_path, ckpt, capsys):
     assert np.abs(y).max() == pytest.approx(sample.FULL_SCALE, abs=1e-6)
     assert sample.fit_full_scale(np.array([0.5, -0.2], np.float32))[1] == 1.0  # quiet output: untouched
 
+@pytest.mark.parametrize("fmt,subtype,written", [("MP3", "MPEG_LAYER_III", "PCM_16"), ("OGG", "VORBIS", "PCM_16"),
+                                                 ("FLAC", "PCM_24", "PCM_24")])
+def test_compressed_input_extracts_to_a_wav(tmp_path, ckpt, fmt, subtype, written):
+    """MP3 and Vorbis are no WAV encodings: the output takes 16-bit PCM; FLAC's PCM depth is kept.
+    Either way a WAV at the input's rate and length."""
+    rate = 22050
+    mix = tmp_path / f"mix.{fmt.lower()}"
+    sf.write(mix, voice(1.5, rate) + voice(1.5, rate, f0=210, seed=1), rate, format=fmt, subtype=subtype)
+    ref = write(tmp_path / "ref.wav", voice(1.0, 16000, seed=2))
+    assert sample.main([str(mix), str(ref), "--ckpt", str(ckpt)]) == 0
+    out, frames = sf.info(tmp_path / "mix_extracted.wav"), sf.info(mix).frames
+    assert (out.format, out.subtype, out.samplerate, out.frames) == ("WAV", written, rate, frames)
+    assert abs(frames - 1.5 * rate) < 0.1 * rate  # the decoder's length, give or take an MP3 frame or two
+    assert 0 < np.abs(sf.read(tmp_path / "mix_extracted.wav")[0]).max() <= 1
+
 # --- bad input: one line, exit 2, inputs byte-identical ---
 
 
