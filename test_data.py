@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import data
-from data import AudioError, DataError, LibriMix, collate, load_audio, resolve_root
+from data import AudioError, DataError, DynamicMix, LibriMix, collate, load_audio, resolve_root, rms_db
 
 DATA_PY = Path(__file__).parent / "data.py"
 ELSEWHERE = Path("/nonexistent/machine-that-built-it/LibriMix")  # absolute CSV paths that are not here
@@ -289,39 +289,93 @@ def test_check_cli(corpus):
     assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_demo_refuses_missing_tools_and_foreign_folders(tmp_path, monkeypatch):
-    (tmp_path / "mine.txt").write_text("keep me")
-    with pytest.raises(DataError, match="not a demo corpus"):
-        data.build_demo(tmp_path, {"train-100": 4})
-    assert (tmp_path / "mine.txt").read_text() == "keep me"
-    monkeypatch.setattr(data.shutil, "which", lambda tool: None)
-    with pytest.raises(DataError, match="apt-get install flite festival festvox-kdlpc16k sox"):
-        data.build_demo(tmp_path / "demo")
+# --- dynamic mixing ---
+
+def sources_of(item):
+    """The utterance IDs of a DynamicMix item: target, and interferer when there is one."""
+    return item["mixture_id"].split("_")
 
 
-@pytest.mark.slow
-def test_demo_corpus(tmp_path):
-    out, sizes = tmp_path / "demo", ["--train", 24, "--dev", 8, "--test", 8, "--test-seen", 8]
-    r = cli("demo", "--out", out, *sizes)
-    assert r.returncode == 0, r.stdout + r.stderr
-    r = cli("check", out)
-    assert r.returncode == 0 and "8 CSVs, all ok" in r.stdout, r.stdout
-    r = cli("demo", "--out", out, *sizes)
-    assert r.returncode == 0 and "is complete" in r.stdout
-    r = cli("demo", "--out", out, "--force", *sizes)  # everything from the cache
-    assert r.returncode == 0 and "0 spoken" in r.stdout, r.stdout + r.stderr
+def test_dynamic_mix_pool_is_every_source_utterance_by_speaker(corpus):
+    rows = data.read_csv(corpus / "Libri2Mix/wav16k/min/metadata/mixture_train-100_mix_clean.csv")
+    ds = DynamicMix(corpus, "train-100")
+    utts = {u for r in rows for u in r["mixture_ID"].split("_")}
+    assert {u for spk in ds.utts for u, _ in ds.utts[spk]} == utts and set(ds.utts) == set(SPEAKERS)
+    assert all(u.split("-")[0] == spk and p.is_file() for spk in ds.utts for u, p in ds.utts[spk])
+    assert len(ds) == 2 * len(rows) and len(DynamicMix(corpus, "train-100", length=7)) == 7
 
-    speakers = {r["speaker_ID"]: r for r in data.read_csv(out / "speakers.csv")}
-    voices = {}
-    for split in ("train-100", "dev", "test", "test-seen"):
-        ds = LibriMix(out, split, mix_type="noisy", segment=None)
-        assert len(ds) == 2 * (24 if split == "train-100" else 8)
-        spk = {u.split("-")[0] for m in ds.mixtures for u in m[3]}
-        voices[split] = {speakers[s]["base_voice"] for s in spk}
-        item = ds[0]
-        assert item["mix"].shape == item["target"].shape and item["enroll"].abs().max() > 0.01
-        if split == "dev":
-            dev_speakers = spk
-        if split == "test":
-            assert not spk & dev_speakers  # unseen and disjoint
-    assert voices["test-seen"] <= voices["train-100"] and not voices["test"] & voices["train-100"]
+
+def test_dynamic_mix_speakers_differ_and_enrollment_is_another_utterance(corpus):
+    index = source_index(corpus, "train-100")
+    ds = DynamicMix(corpus, "train-100", segment=None, speed=(1, 1), single=0)  # whole files, unperturbed
+    for i in range(60):
+        item = ds[i]
+        target, other = sources_of(item)
+        assert item["speaker"] == target.split("-")[0] != other.split("-")[0]
+        enroll = index[item["enroll"].numpy().tobytes()]
+        assert enroll.split("-")[0] == item["speaker"] and enroll != target
+        assert item["mix"].shape == item["target"].shape and item["target_index"] == 1
+
+
+def test_dynamic_mix_levels(corpus):
+    ds = DynamicMix(corpus, "train-100", segment=0.5, single=0)
+    for i in range(60):
+        item = ds[i]
+        target, other = item["target"].numpy(), (item["mix"] - item["target"]).numpy()
+        other = other[np.abs(other) > 0]  # a shorter interferer is zero-padded
+        # tones have one level throughout, so the crops keep the levels of the whole utterances
+        assert -33.1 < rms_db(target) < -24.9 and -5.1 < rms_db(target) - rms_db(other) < 5.1
+    ds = DynamicMix(corpus, "train-100", segment=0.5, single=0, rel_db=0)
+    item = ds[0]
+    assert abs(rms_db(item["target"].numpy()) - rms_db((item["mix"] - item["target"]).numpy())) < 0.1
+
+
+def test_dynamic_mix_is_deterministic_per_seed_and_epoch(corpus):
+    def epoch(seed, e):
+        ds = DynamicMix(corpus, "train-100", seed=seed, segment=0.5, enroll_segment=0.4)
+        ds.set_epoch(e)
+        return [(it["mixture_id"], it["mix"].numpy().tobytes(), it["enroll"].numpy().tobytes())
+                for it in map(ds.__getitem__, range(len(ds)))]
+    assert epoch(0, 0) == epoch(0, 0) and epoch(0, 1) == epoch(0, 1)
+    assert epoch(0, 0) != epoch(0, 1) and epoch(0, 0) != epoch(1, 0)
+    ds = DynamicMix(corpus, "train-100", segment=0.5)
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate, num_workers=2)
+    assert torch.equal(next(iter(loader))["mix"], collate([ds[i] for i in range(4)])["mix"])  # any worker, one item
+
+
+def test_dynamic_mix_single_speaker_share(corpus):
+    for single, low, high in ((0, 0, 0), (0.25, 25, 75), (1, 200, 200)):  # of 200 items; 0.25: within 4 sigma
+        ds = DynamicMix(corpus, "train-100", segment=0.3, single=single, length=200, speed=(1, 1))
+        alone = [it for it in map(ds.__getitem__, range(len(ds))) if len(sources_of(it)) == 1]
+        assert low <= len(alone) <= high
+        assert all(torch.equal(it["mix"], it["target"]) for it in alone)
+
+
+def test_dynamic_mix_speed_is_shared_by_target_and_enrollment(corpus):
+    files = {u: load_audio(p) for spk in DynamicMix(corpus, "train-100").utts.values() for u, p in spk}
+    index = source_index(corpus, "train-100")
+    ds = DynamicMix(corpus, "train-100", segment=None, single=1, length=40)
+    plain = DynamicMix(corpus, "train-100", segment=None, single=1, length=40, speed=(1, 1))
+    factors = []
+    for i in range(len(ds)):
+        item = ds[i]
+        f = len(files[sources_of(item)[0]]) / len(item["target"])  # the played-back speed
+        enroll = index[plain[i]["enroll"].numpy().tobytes()]  # the same draws, unperturbed: which file
+        assert abs(len(files[enroll]) / len(item["enroll"]) - f) < 0.002
+        factors.append(f)
+    assert 0.899 < min(factors) < 0.95 and 1.05 < max(factors) < 1.101
+
+
+def test_dynamic_mix_noise_and_errors(corpus, tmp_path):
+    ds = DynamicMix(corpus, "train-100", mix_type="noisy", single=1, segment=0.5)
+    noise = (ds[0]["mix"] - ds[0]["target"]).numpy()
+    assert len(ds.noise) == 8 and -38.5 < rms_db(noise) < -29.5
+    for bad in (dict(single=1.5), dict(speed=(1.2, 1.1)), dict(rel_db=-1), dict(mix_type="loud")):
+        with pytest.raises(DataError) as e:
+            DynamicMix(corpus, "train-100", **bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(DataError, match="expected"):
+        DynamicMix(tmp_path, "train-100")
+    make_librimix(tmp_path / "one", "train-100", 1)
+    with pytest.raises(DataError, match="two utterances"):
+        DynamicMix(tmp_path / "one", "train-100")

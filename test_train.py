@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import train
+from data import DynamicMix
 from test_data import make_librimix
 
 TRAIN_PY = Path(__file__).parent / "train.py"
@@ -117,3 +118,13 @@ def test_torchrun_two_processes(corpus, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("parameters,") == 1  # one process prints
     assert torch.load(out / "ckpt_last.pt", weights_only=False)["step"] == 2
+
+
+def test_dynamic_mix_trains_on_fresh_mixtures_and_resumes_with_them(corpus, tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(train.data, "DynamicMix", lambda *a, **kw: built.append(kw) or DynamicMix(*a, **kw))
+    train.main(small(corpus, tmp_path / "dm", steps=(2,)) + ["--dynamic-mix"])
+    assert len(built) == 1 and built[0]["segment"] == 0.5 and built[0]["mix_type"] == "clean"
+    assert torch.load(tmp_path / "dm" / "ckpt_last.pt", weights_only=False)["args"]["dynamic_mix"]
+    train.main(["--out", str(tmp_path / "dm"), "--resume"])
+    assert len(built) == 2  # the run's own setting comes back

@@ -127,6 +127,8 @@ def parse_args(argv=None):
     p.add_argument("--dev-split", default="dev")
     p.add_argument("--segment", type=float, default=3.0, help="training crop, seconds")
     p.add_argument("--enroll-segment", type=float, default=4.0, help="training enrollment crop, seconds")
+    p.add_argument("--dynamic-mix", action="store_true", help="train on mixtures drawn afresh from the train split's "
+                   "s1/s2 sources every epoch (data.DynamicMix), not on its fixed mixtures")
     p.add_argument("--config", default="small", choices=list(CONFIGS), help="model size preset")
     p.add_argument("--stage", default="all", choices=["1", "2", "all"])
     p.add_argument("--stage1", default=None, metavar="PATH",
@@ -220,7 +222,8 @@ def main(argv=None):
         root = data.resolve_root(args.data)
         kw = dict(mix_type="noisy" if args.noisy else "clean", freq=args.freq, mode=args.mode,
                   sample_rate=cfg.sample_rate, seed=args.seed)
-        train_set = data.LibriMix(root, args.train_split, segment=args.segment, enroll_segment=args.enroll_segment, **kw)
+        train_set = (data.DynamicMix if args.dynamic_mix else data.LibriMix)(
+            root, args.train_split, segment=args.segment, enroll_segment=args.enroll_segment, **kw)
         dev_set = data.LibriMix(root, args.dev_split, segment=None, **kw)
     except (data.DataError, data.AudioError) as e:
         raise SystemExit(f"error: {e}")
