@@ -10,8 +10,11 @@
 # On PyPI, torch==2.13.0 for Linux x86 is the multi-GB CUDA build. To switch builds, rm -r .venv first.
 set -euo pipefail
 cd "$(dirname "$0")"
-APT_PACKAGES="flite festival festvox-kdlpc16k sox libsndfile1"  # speech synthesis and sox: the demo corpus
-BREW_PACKAGES="flite sox"                                       # Homebrew has no festival nor its kdlpc voice
+# speech synthesis (15 voices, Debian main) and sox for the demo corpus: corpus.py's APT_PACKAGES, and libsndfile
+APT_PACKAGES="flite festival sox festvox-kdlpc16k festvox-czech-dita festvox-czech-krb festvox-czech-machac
+  festvox-czech-ph festvox-suopuhe-lj festvox-suopuhe-mv festvox-italp16k festvox-itapc16k festvox-ru
+  festvox-ca-ona-hts libsndfile1"
+BREW_PACKAGES="flite sox"  # Homebrew has no festival nor its voices
 
 command -v python3 >/dev/null || { echo "error: no python3 on PATH; install Python 3 first" >&2; exit 1; }
 # The Debian packages not installed (dpkg still knows a removed one: read its status); all of them without dpkg.

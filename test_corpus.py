@@ -1,5 +1,6 @@
 """Tests of corpus.py: the real speech in speech/, the plan of the demo corpus (who is held out of
 training), the refusals of the builder, and a small build end to end."""
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -157,3 +158,10 @@ def test_demo_corpus(tmp_path):
     assert not held & spk["train-100"] and not held & set(pool) and set(pool) == spk["train-100"]
     assert {speakers[s]["kind"] for s in spk["test"]} == {"real"} and not spk["test"] & spk["dev"]
     assert {speakers[s]["base_voice"] for s in spk["test-synth"]} <= {"awb", "lj", "pc"}
+
+
+def test_install_script_installs_what_the_corpus_needs():
+    """install.sh's apt list holds every Debian package corpus.py speaks with."""
+    script = (Path(__file__).resolve().parent / "install.sh").read_text()
+    listed = re.search(r'APT_PACKAGES="([^"]*)"', script).group(1).split()
+    assert set(corpus.APT_PACKAGES.split()) <= set(listed)
