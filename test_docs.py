@@ -336,3 +336,18 @@ def test_plots(tmp_path):
     figures.plot_spectrograms(P, {"mixture": 0.0, "mask": 1.0, "Mask2Flow": 2.0}, "an example", CONFIGS["tiny"], args)
     for name in ("di", "steps", "curves", "spectrograms", "oversuppression"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_readme_preset_sizes_are_what_mask2flow_prints():
+    """README's preset table: the parameter counts `python mask2flow.py` prints, to the digits shown."""
+    from mask2flow import count_parameters
+    readme = (ROOT / "README.md").read_text()
+    for name, cfg in CONFIGS.items():
+        row = re.search(rf"^\| `{name}`[^|]*\|([^\n]*)$", readme, re.M)
+        assert row, f"README has no row for the {name} preset"
+        shown = [c.strip().rstrip("M") for c in row.group(1).strip(" |").split("|")]
+        model = Mask2Flow(cfg)
+        parts = [model] + [getattr(model, p) for p in ("speaker", "masker", "dit")]
+        for text, part in zip(shown, parts):
+            digits = len(text.split(".")[1]) if "." in text else 0
+            assert float(text) == round(count_parameters(part) / 1e6, digits), (name, text)
