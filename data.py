@@ -64,8 +64,10 @@ def load_audio(path, sample_rate=SAMPLE_RATE, return_rate=False):
 
 
 def resolve_root(data):
-    """'demo' -> ./data/demo, 'LibriMix' -> $LIBRIMIX or ./LibriMix, anything else -> that path."""
-    return Path({"demo": "data/demo", "LibriMix": os.environ.get("LIBRIMIX", "LibriMix")}.get(data, data))
+    """'demo' -> <repo>/data/demo, 'LibriMix' -> $LIBRIMIX or <repo>/LibriMix, anything else -> that path
+    (a relative one from the current directory)."""
+    repo = Path(__file__).resolve().parent
+    return Path({"demo": repo / "data" / "demo", "LibriMix": os.environ.get("LIBRIMIX", repo / "LibriMix")}.get(data, data))
 
 
 def read_csv(path, required=()):
@@ -189,8 +191,11 @@ class LibriMix(torch.utils.data.Dataset):
             rows = read_csv(path, ("mixture_ID", "target_index", "enrollment_path"))
             fixed = {(r["mixture_ID"], r["target_index"]): self.dir / r["enrollment_path"] for r in rows}
             fixed = {(mid, int(k)): p for (mid, k), p in fixed.items() if k in ("1", "2")}
-            if any((mid, 1) not in fixed for mid, *_ in self.mixtures):
-                raise DataError(f"{path} does not cover every mixture of {self.split}; delete it to draw a new list")
+            targets = [(mid, k) for mid, _, _, utts in self.mixtures for k in (1, 2) if self.candidates(utts[k - 1])]
+            missing = sum(t not in fixed for t in targets)  # of every target that can be enrolled
+            if missing:
+                raise DataError(f"{path} lacks {missing} of the {len(targets)} target rows of {self.split}, which "
+                                f"would go unevaluated; delete it to draw the list again")
             return fixed
         fixed = {}
         for mid, _, _, utts in self.mixtures:

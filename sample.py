@@ -30,7 +30,9 @@ from scipy.stats import t as student_t
 from data import AudioError, DataError, LibriMix, libri2mix_dir, load_audio, resolve_root
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters, si_sdr
 
-PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "demo.pt"
+REPO = Path(__file__).resolve().parent  # runs/ and pretrained/ are the repository's, from any directory
+PRETRAINED = REPO / "pretrained" / "demo.pt"
+RUNS = REPO / "runs"
 MIN_REF_SECONDS = 0.5  # shorter enrollments carry too little of the voice to identify it
 SILENT_PEAK = 10 ** (-80 / 20)  # a recording whose peak is below -80 dBFS is treated as silence
 CHUNK_SECONDS = 10.0  # long recordings are extracted in windows of this length, which bounds memory
@@ -54,15 +56,26 @@ def steps_label(k):
 # checkpoint and device
 
 
-def find_checkpoint(runs="runs", pretrained=PRETRAINED):
-    """The newest runs/*/ckpt_best.pt, else the newest runs/*/ckpt_last.pt, else the shipped demo."""
-    for name in ("ckpt_best.pt", "ckpt_last.pt"):
-        found = sorted(Path(runs).glob(f"*/{name}"), key=lambda p: p.stat().st_mtime)
-        if found:
-            return found[-1]
+def find_checkpoint(runs=RUNS, pretrained=PRETRAINED):
+    """The newest finished Mask2Flow model among runs/*/ckpt_best.pt (start 'masked', stage 2), else the
+    shipped pretrained/demo.pt; never a baseline or a stage-1 model. Prints which one, and why."""
+    found = []
+    for path in Path(runs).glob("*/ckpt_best.pt"):
+        try:  # mmap: the weights are not read, only the config and the stage
+            ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+        except Exception:
+            continue  # not a checkpoint: never a candidate
+        if isinstance(ckpt, dict) and ckpt.get("stage") == 2 and ckpt.get("config", {}).get("start") == "masked":
+            found.append((path.stat().st_mtime, path, ckpt.get("step")))
+    if found:
+        _, path, step = max(found)
+        print(f"using {path}: the newest Mask2Flow model in {runs} (stage 2, step {step}); "
+              f"baselines and stage-1-only runs are never picked; --ckpt chooses another")
+        return path
     if Path(pretrained).exists():
+        print(f"using the shipped {pretrained}: no run in {runs} has a Mask2Flow stage 2 yet; --ckpt chooses another")
         return Path(pretrained)
-    raise InputError(f"no checkpoint in {runs}/*/ or at {pretrained}: train one with "
+    raise InputError(f"no Mask2Flow checkpoint in {runs}/*/ckpt_best.pt or at {pretrained}: train one with "
                      "`python data.py demo && python train.py --data demo`, or pass --ckpt PATH")
 
 
@@ -438,7 +451,7 @@ def bench(args, steps):
                    *[f"{rtf[a] / rtf[b]:.2f}x" for a, b in ratios],
                    *([f"{rtf[0] / one:.0%}", f"{(one - rtf[0]) / one:.0%}"] if steps[0] == 1 else ["–", "–"]),
                    "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"]))
-    out = Path(args.output or "runs/bench.json")
+    out = Path(args.output) if args.output else RUNS / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"audio_seconds": BENCH_SECONDS, "repeats": args.repeats, "steps": steps,
                                "platform": platform.platform(), "torch": torch.__version__, "rows": rows},
@@ -455,9 +468,9 @@ def get_parser():
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write: the extracted audio (default <mix>_extracted.wav, never an input); "
                    "with --eval the folder of the JSON results (default: the checkpoint's folder); "
-                   "with --bench the JSON table (default runs/bench.json)")
-    p.add_argument("--ckpt", metavar="PATH", help="checkpoint (default: the newest runs/*/ckpt_best.pt, "
-                   "else runs/*/ckpt_last.pt, else pretrained/demo.pt)")
+                   "with --bench the JSON table (default <repo>/runs/bench.json)")
+    p.add_argument("--ckpt", metavar="PATH", help="checkpoint (default: the newest finished Mask2Flow model, "
+                   "runs/*/ckpt_best.pt of stage 2 with start masked, else pretrained/demo.pt)")
     p.add_argument("--steps", type=int, metavar="N", default=1,
                    help="Euler steps of the flow; 0 = mask-only (default 1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
@@ -466,7 +479,7 @@ def get_parser():
                    help=f"process long recordings in windows of this length, cross-faded (default {CHUNK_SECONDS:g})")
     p.add_argument("--eval", action="store_true", help="evaluate a whole split instead of one file")
     p.add_argument("--data", default="demo", metavar="demo|LibriMix|PATH",
-                   help="--eval: demo (./data/demo), LibriMix ($LIBRIMIX or ./LibriMix) or a LibriMix-layout folder")
+                   help="--eval: demo (<repo>/data/demo), LibriMix ($LIBRIMIX or <repo>/LibriMix) or a LibriMix-layout folder")
     p.add_argument("--split", nargs="+", metavar="NAME",
                    help="--eval: splits (default: those of test, test-synth, test-seen the corpus has)")
     p.add_argument("--noisy", action="store_true", help="--eval: noisy mixtures (mix_both) instead of clean")

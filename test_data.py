@@ -121,6 +121,17 @@ def test_fixed_enrollments_are_written_and_reused(corpus):
     assert enrolls(LibriMix(corpus, "test", segment=None))[0] == load_audio(other).tobytes()
 
 
+def test_fixed_enrollment_list_must_cover_every_target(corpus, capsys):
+    path = corpus / "Libri2Mix/wav16k/min/metadata/enrollment_test.csv"
+    LibriMix(corpus, "test", segment=None)  # writes the list
+    rows = data.read_csv(path)
+    data.write_csv(path, [r for r in rows if (r["mixture_ID"], r["target_index"]) != (rows[-1]["mixture_ID"], "2")])
+    with pytest.raises(DataError, match=r"enrollment_test.csv lacks 1 of the 12 target rows of test, .*; delete it"):
+        LibriMix(corpus, "test", segment=None)
+    path.unlink()  # as the message says: the list is drawn again, whole
+    assert len(LibriMix(corpus, "test", segment=None)) == len(rows) and "skipped" not in capsys.readouterr().out
+
+
 def test_speakerbeam_map_is_read(corpus, capsys):
     ds = LibriMix(corpus, "test", segment=None)
     mids = [m[0] for m in ds.mixtures]
@@ -264,12 +275,14 @@ def test_resampled_length(rate, n):
         assert len(load_audio(f"{tmp}/a.wav")) == -(-n * 16000 // rate)
 
 
-def test_resolve_root(monkeypatch):
+def test_resolve_root_is_the_repositorys_from_any_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # not the repository
+    repo = Path(data.__file__).resolve().parent
     monkeypatch.setenv("LIBRIMIX", "/corpora/LibriMix")
-    assert resolve_root("demo") == Path("data/demo") and resolve_root("x/y") == Path("x/y")
+    assert resolve_root("demo") == repo / "data" / "demo" and resolve_root("x/y") == Path("x/y")  # given: from here
     assert resolve_root("LibriMix") == Path("/corpora/LibriMix")
     monkeypatch.delenv("LIBRIMIX")
-    assert resolve_root("LibriMix") == Path("LibriMix")
+    assert resolve_root("LibriMix") == repo / "LibriMix"
 
 
 def cli(*args):

@@ -36,6 +36,17 @@ class Oracle(torch.nn.Module):
     def forward(self, xt, t, y, spk, frames=None):
         return self.u
 
+
+class Velocity(torch.nn.Module):
+    """Stands in for the DiT: a closed-form v(x, t), whose Euler integral is known by hand."""
+
+    def __init__(self, v):
+        super().__init__()
+        self.v = v
+
+    def forward(self, xt, t, *condition, **masks):
+        return self.v(xt, t[:, None, None, None])
+
 # --- the signal front end ---
 
 
@@ -59,6 +70,21 @@ def test_istft_inverts_stft_for_any_length(device, B, L, n_fft, seed):
     y = istft(stft(x, n_fft, n_fft // 4), n_fft, n_fft // 4, L)
     assert y.shape == x.shape
     assert (y - x).abs().max() <= 1e-5 * x.abs().max().clamp_min(1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(B=st.integers(1, 3), T=st.integers(2, 40), n_fft=st.sampled_from([256, 512]), data=st.data())
+def test_istft_matches_torch_istft(device, B, T, n_fft, data):
+    """On any spectrogram, not only one that stft made: the same windowed overlap-add, divided by the
+    summed squared window (periodic Hann, centred frames)."""
+    hop = n_fft // 4
+    L = data.draw(st.integers(1, hop * (T - 1)))
+    X = random_audio(data.draw(st.integers(0, 2**16)), B, 2, n_fft // 2 + 1, T, device=device)
+    ref = torch.istft(torch.complex(X[:, 0], X[:, 1]), n_fft, hop, window=torch.hann_window(n_fft, device=device),
+                      center=True, length=L)
+    ours = istft(X, n_fft, hop, L)
+    assert ours.shape == ref.shape == (B, L)
+    assert (ours - ref).abs().max() <= 1e-5 * ref.abs().max() + 1e-6
 
 
 @given(seed=st.integers(0, 2**16), log_scale=st.floats(-4, 3))
@@ -178,6 +204,38 @@ def test_euler_with_oracle_velocity_reaches_the_target(device, steps, seed):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("steps", [1, 2, 3, 8])
+def test_euler_time_grid_and_state_with_closed_form_velocities(device, steps):
+    """v = 2 t u: x_k = x0 + u k (k - 1) / N^2 on the grid t_k = k / N (the exact flow would reach x0 + u).
+    v = x: x_k = (1 + 1 / N)^k x0. A wrong time grid fails the first, a stale state the second."""
+    model = tiny_model(device)
+    x0, u = random_audio(0, 2, 2, 257, 9, device=device), random_audio(1, 2, 2, 257, 9, device=device)
+    model.dit = Velocity(lambda x, t: 2 * t * u)
+    xs = model.sample(x0, x0, None, steps)
+    for k, x in enumerate(xs):
+        assert torch.allclose(x, x0 + u * k * (k - 1) / steps ** 2, atol=1e-5)
+    model.dit = Velocity(lambda x, t: x)
+    xs = model.sample(x0, x0, None, steps)
+    for k, x in enumerate(xs):
+        assert torch.allclose(x, (1 + 1 / steps) ** k * x0, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_step_count_changes_the_output_as_computed_by_hand(device):
+    """v = (1 + t) x scales the compressed spectrogram by c_N = prod_k (1 + (1 + k / N) / N) after N steps;
+    decompression squares magnitudes (alpha = 1/2), so the waveform is c_N^2 times the mask-only one."""
+    model = tiny_model(device).eval()
+    for p in model.masker.parameters():  # a mask that is not constant
+        torch.nn.init.normal_(p, std=0.2)
+    model.dit = Velocity(lambda x, t: (1 + t) * x)
+    mix, ref = random_audio(0, 2, 8000, device=device), random_audio(1, 2, 5000, device=device)
+    mask_only = model.extract(mix, ref, steps=0)
+    for steps, c in ((1, 2.0), (2, 1.5 * 1.75), (4, 1.25 * 1.3125 * 1.375 * 1.4375)):
+        out = model.extract(mix, ref, steps=steps)
+        assert torch.allclose(out, c ** 2 * mask_only, rtol=1e-4, atol=1e-5 * c ** 2 * mask_only.abs().max())
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_untrained_flow_returns_the_masked_spectrogram(device):
     model = tiny_model(device).eval()  # adaLN-Zero: the fresh DiT predicts zero velocity
     mix, ref = random_audio(0, 2, 8000, device=device), random_audio(1, 2, 5000, device=device)
@@ -241,6 +299,18 @@ def test_extraction_is_scale_invariant(device):
     mix, ref = random_audio(0, 1, 6000, device=device), random_audio(1, 1, 4000, device=device)
     out = model.extract(mix, ref)
     assert torch.allclose(model.extract(1e-3 * mix, 7 * ref), 1e-3 * out, atol=1e-4 * 1e-3 * out.abs().max())
+
+
+def test_sample_t_puts_its_share_at_zero():
+    """B = 200 000 draws: the share at exactly 0 has std sqrt(0.25 * 0.75 / B) = 0.001, so 0.005 is a 5-sigma
+    bound; the rest is u^2 (t_power 2), half of it below 1/4 (std 0.0013 of 150 000: 0.006 is 5 sigma)."""
+    model = tiny_model("cpu")
+    torch.manual_seed(0)
+    t = model.sample_t(200000, "cpu")
+    assert t.shape == (200000,) and ((t >= 0) & (t <= 1)).all()
+    zero = (t == 0).float().mean().item()
+    assert abs(zero - TINY.t_zero) < 0.005, zero
+    assert abs((t[t > 0] < 0.25).float().mean().item() - 0.5) < 0.006
 
 
 def test_save_and_load_gives_the_same_output(tmp_path):

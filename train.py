@@ -8,8 +8,9 @@ Train Mask2Flow-TSE in two stages, as the paper does:
     torchrun --nproc_per_node 4 train.py --data LibriMix --config paper
     python train.py --out runs/NAME --resume         # continue where it stopped, with the run's settings
 
-A run folder holds ckpt_last.pt (to resume), ckpt_best.pt (best dev SI-SDR of the current stage),
-ckpt_stage1.pt (the masker stage 2 starts from) and log.csv.
+A run folder holds ckpt_last.pt (to resume), ckpt_best.pt (best dev SI-SDR of the current stage; in
+stage 2, step 0 counts: the untrained flow returns stage 1's output), ckpt_stage1.pt (the masker
+stage 2 starts from) and log.csv. Without --out, runs/ is the repository's.
 """
 
 import argparse
@@ -23,6 +24,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -31,6 +33,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import data
 from mask2flow import CONFIGS, Config, Mask2Flow, si_sdr
+
+REPO = Path(__file__).resolve().parent  # runs/ is the repository's, wherever train.py is started
 
 
 def get_lr(step, total, args):
@@ -67,6 +71,11 @@ def evaluate(model, dataset, n, device):
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
+def autocast(device, amp):
+    """bf16 autocast on CUDA with --amp; fp32 otherwise (stage 1 did not learn under bf16 autocast on an H200)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
+
+
 def append_row(path, row):
     """Append a dict as a CSV row, writing the header with the first one."""
     new = not path.exists()
@@ -97,6 +106,16 @@ def set_rng_state(s):
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
+def rng_states(run):
+    """Every rank's RNG state, a list indexed by rank, on rank 0 (None on the others): under DDP the
+    ranks draw different t and noise, and each must take its own back on resume."""
+    if not run.ddp:
+        return [rng_state()]
+    states = [None] * run.world if run.master else None
+    dist.gather_object(rng_state(), states, dst=0)
+    return states
+
+
 def batches(dataset, args, start_step, rank, world):
     """Batches for steps start_step, start_step + 1, ...: epoch e is a permutation seeded by
     (seed, e), split across ranks, so a resumed run sees exactly the batches it would have."""
@@ -119,7 +138,8 @@ def batches(dataset, args, start_step, rank, world):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="demo", help="'demo', 'LibriMix' ($LIBRIMIX or ./LibriMix) or a LibriMix folder")
+    p.add_argument("--data", default="demo",
+                   help="'demo' (<repo>/data/demo), 'LibriMix' ($LIBRIMIX or <repo>/LibriMix) or a LibriMix folder")
     p.add_argument("--noisy", action="store_true", help="train on mix_both (noise) instead of mix_clean")
     p.add_argument("--freq", default="16k", choices=["16k", "8k"], help="which LibriMix wav folder to read")
     p.add_argument("--mode", default="min", choices=["min", "max"])
@@ -129,14 +149,19 @@ def parse_args(argv=None):
     p.add_argument("--enroll-segment", type=float, default=4.0, help="training enrollment crop, seconds")
     p.add_argument("--dynamic-mix", action="store_true", help="train on mixtures drawn afresh from the train split's "
                    "s1/s2 sources every epoch (data.DynamicMix), not on its fixed mixtures")
-    p.add_argument("--config", default="small", choices=list(CONFIGS), help="model size preset")
-    p.add_argument("--stage", default="all", choices=["1", "2", "all"])
+    p.add_argument("--config", default=None, choices=list(CONFIGS),
+                   help="model size preset (default small); with --stage1, only its DiT fields apply")
+    p.add_argument("--stage", default=None, choices=["1", "2", "all"],
+                   help="stages to train (default all); a resumed run keeps its own")
     p.add_argument("--stage1", default=None, metavar="PATH",
                    help="with --stage 2: start from this stage-1 checkpoint (another run's ckpt_stage1.pt), "
                         "e.g. to train the --start mixture|noise baselines on the same masker")
-    p.add_argument("--out", default=None, help="run folder (default runs/<data>-<config>-<start>)")
+    p.add_argument("--out", default=None, help="run folder (default <repo>/runs/<data>-<config>-<start>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from ckpt_last.pt")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--amp", action="store_true",
+                   help="bf16 autocast on CUDA. Off by default, so CUDA trains in fp32: stage 1 did not learn "
+                        "under bf16 autocast on an H200. Does nothing on CPU, which always trains in fp32")
     p.add_argument("--batch-size", type=int, default=8, help="per process")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200, help="warm-up steps")
@@ -146,7 +171,8 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, nargs="+", default=[20000], metavar="N",
                    help="steps of stage 1 and stage 2 (one value: both); sets the learning-rate schedule")
     p.add_argument("--max-minutes", type=float, nargs="+", default=None, metavar="M",
-                   help="wall-clock budget of stage 1 and stage 2 (one value: both)")
+                   help="wall-clock budget of stage 1 and stage 2 (one value: both), counted over resumes; "
+                        "a resumed run keeps its own unless given")
     p.add_argument("--eval-every", type=int, default=500, help="validate and checkpoint every N steps")
     p.add_argument("--eval-examples", type=int, default=32, help="dev examples per validation")
     p.add_argument("--log-every", type=int, default=50)
@@ -161,9 +187,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    # --- processes and devices: one by default, DistributedDataParallel under torchrun ---
+def setup_processes(args):
+    """One process by default, DistributedDataParallel under torchrun. Returns the run's context."""
     ddp = "RANK" in os.environ
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -177,47 +202,88 @@ def main(argv=None):
             torch.cuda.set_device(device)
     else:
         rank, world, device = 0, 1, torch.device(args.device)
-    master = rank == 0
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    return SimpleNamespace(args=args, ddp=ddp, rank=rank, world=world, device=device, master=rank == 0)
 
-    # --- the run folder: never silently overwritten ---
+
+def stage1_field(name):
+    """The front end, the speaker encoder and the masker: what stage 1 trains, and stage 2 reads."""
+    return name in ("sample_rate", "n_fft", "hop", "alpha", "beta") or name.startswith(("spk_", "mask"))
+
+
+def stage1_config(path, saved, preset, overrides):
+    """The config of a stage 2 trained on the stage-1 checkpoint at path: its front end, speaker encoder
+    and masker as saved, the DiT fields of an explicit --config preset over them, then the flags given.
+    A preset or flag that would change what stage 1 trained is refused."""
+    asked = {f.name: getattr(preset, f.name) for f in dataclasses.fields(Config) if stage1_field(f.name)} if preset else {}
+    asked.update({k: v for k, v in overrides.items() if stage1_field(k)})
+    conflicts = [f"{k} {v} (it has {getattr(saved, k)})" for k, v in asked.items() if v != getattr(saved, k)]
+    if conflicts:
+        fits = [n for n, c in CONFIGS.items() if all(getattr(c, k) == getattr(saved, k) for k in asked)]
+        raise SystemExit(f"error: --stage1 {path} was trained with other stage-1 settings than asked: "
+                         f"{', '.join(conflicts)}; use a preset that fits it ({', '.join(fits) or 'none does'}) "
+                         f"or change only the DiT")
+    dit = {k: getattr(preset, k) for k in ("patch", "dit_width", "dit_depth", "dit_heads", "mlp_ratio")} if preset else {}
+    return dataclasses.replace(saved, **{**dit, **overrides})
+
+
+def open_run(run):
+    """The run folder and its config: a new run, never over an existing one, or with --resume the run
+    in --out, which goes on with its own data, stages and schedule. Returns (out, cfg, ckpt to resume)."""
+    args = run.args
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    preset = CONFIGS[args.config] if args.config else None  # given explicitly
+    args.config = args.config or "small"
     cfg = dataclasses.replace(CONFIGS[args.config], **overrides)
-    stage1 = None
+    stage1 = ckpt = None
     if args.stage1 and not args.resume:
         if not Path(args.stage1).is_file():
             raise SystemExit(f"error: --stage1 {args.stage1} does not exist")
         stage1 = torch.load(args.stage1, map_location="cpu", weights_only=False)
-        cfg = dataclasses.replace(Config(**stage1["config"]), **overrides)  # its sizes; the DiT's may change
-    out = Path(args.out or f"runs/{Path(args.data).name}-{args.config}-{cfg.start}")
+        cfg = stage1_config(args.stage1, Config(**stage1["config"]), preset, overrides)
+    out = Path(args.out) if args.out else REPO / "runs" / f"{Path(args.data).name}-{args.config}-{cfg.start}"
     last = out / "ckpt_last.pt"
-    ckpt = None
     if args.resume:
         if not last.exists():
             raise SystemExit(f"error: --resume but {last} does not exist")
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
         cfg = Config(**ckpt["config"])
-        for k, v in ckpt["args"].items():  # a run resumes with its own data and schedule
-            if k not in ("resume", "out", "device", "stage", "max_minutes", "workers", "log_every", "compile"):
+        for k, v in ckpt["args"].items():  # a run resumes with its own data, stages and schedule
+            if k == "stage" and args.stage not in (None, v):
+                raise SystemExit(f"error: {out} trains --stage {v}, and a resumed run keeps its stages; train "
+                                 f"another stage in a new run (--stage 2 --stage1 {out / 'ckpt_stage1.pt'} --out NEW)")
+            if k not in ("resume", "out", "device", "workers", "log_every", "compile") and not (
+                    k == "max_minutes" and args.max_minutes is not None):  # a budget given now replaces the run's
                 setattr(args, k, v)
-        if master:  # rows past the checkpoint will be written again
+        saved_by = len(ckpt["rng"]) if isinstance(ckpt["rng"], list) else 1  # one RNG state per process
+        if saved_by != run.world:
+            raise SystemExit(f"error: {last} was written by {saved_by} training process(es), this is {run.world}: "
+                             f"resume with as many, so that each goes on with its own batches and random draws")
+    elif out.exists() and any(out.iterdir()):
+        raise SystemExit(f"error: {out} already holds a run; continue it with --resume or choose --out")
+    args.stage = args.stage or "all"
+    if ckpt is None and args.stage == "2" and stage1 is None:
+        raise SystemExit("error: --stage 2 needs a stage-1 model: --stage1 PATH, or --out RUN --resume")
+    if stage1 is not None and args.stage != "2":
+        raise SystemExit("error: --stage1 PATH goes with --stage 2")
+    if run.ddp:  # every rank has checked the folder before rank 0 writes to it
+        dist.barrier()
+    if run.master:
+        if ckpt is not None:  # rows past the checkpoint will be written again
             with open(out / "log.csv", newline="") as f:
                 rows = [r for r in csv.DictReader(f) if (int(r["stage"]), int(r["step"])) <= (ckpt["stage"], ckpt["step"])]
             (out / "log.csv").unlink()
             for r in rows:
                 append_row(out / "log.csv", {**r, "minutes": r.get("minutes", "")})
-    elif out.exists() and any(out.iterdir()):
-        raise SystemExit(f"error: {out} already holds a run; continue it with --resume or choose --out")
-    if master:
         out.mkdir(parents=True, exist_ok=True)
         if stage1 is not None:
             save_checkpoint(stage1, out / "ckpt_stage1.pt")
-    if ddp:
+    if run.ddp:
         dist.barrier()
+    return out, cfg, ckpt
 
-    # --- data ---
-    data_opts = {k: getattr(args, k) for k in ("data", "noisy", "freq", "mode", "train_split", "dev_split",
-                                               "segment", "enroll_segment")}
+
+def load_data(args, cfg):
+    """The corpus folder, the training set (random crops and enrollments) and the dev set (whole)."""
     try:
         root = data.resolve_root(args.data)
         kw = dict(mix_type="noisy" if args.noisy else "clean", freq=args.freq, mode=args.mode,
@@ -227,113 +293,130 @@ def main(argv=None):
         dev_set = data.LibriMix(root, args.dev_split, segment=None, **kw)
     except (data.DataError, data.AudioError) as e:
         raise SystemExit(f"error: {e}")
+    return root, train_set, dev_set
 
-    # --- model, and the stages to run ---
-    torch.manual_seed(args.seed + rank)
-    model = Mask2Flow(cfg).to(device)
+
+def validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes):
+    """Dev SI-SDR of the EMA model, a log row, ckpt_last.pt, and ckpt_best.pt when it is the best of
+    this stage. Every rank calls it (each saves its RNG state); rank 0 does the rest. Returns the best."""
+    args, cfg = run.args, run.cfg
+    rng = rng_states(run)
+    if run.master:
+        val = evaluate(ema, run.dev_set, args.eval_examples, run.device)
+        score = val["mask"] if stage == 1 else val["flow1"]
+        print(f"stage {stage} step {step} dev SI-SDR: mixture {val['mixture']:.2f} mask {val['mask']:.2f} "
+              f"1-step {val['flow1']:.2f} dB" + (" (best)" if score > best else ""), flush=True)
+        append_row(run.out / "log.csv", {"stage": stage, "step": step, "train_loss": float(np.mean(log)) if log else float("nan"),
+                                         **{f"dev_{k}": v for k, v in val.items()}, "minutes": minutes})
+        best = max(best, score)
+        data_opts = {k: getattr(args, k) for k in ("data", "noisy", "freq", "mode", "train_split", "dev_split",
+                                                   "segment", "enroll_segment")}
+        state = {"config": dataclasses.asdict(cfg), "model": model.state_dict(), "ema": ema.state_dict(),
+                 "optimizer": optimizer.state_dict(), "stage": stage, "step": step, "best_val": best,
+                 "val": val, "minutes": minutes, "rng": rng, "data": data_opts, "args": vars(args)}
+        if score == best:
+            save_checkpoint(state, run.out / "ckpt_best.pt")
+        save_checkpoint(state, run.out / "ckpt_last.pt")
+    log.clear()  # train_loss is the mean since the last validation
+    if run.ddp:
+        dist.barrier()
+    return best
+
+
+def train_stage(run, model, stage, ckpt, train_set):
+    """Stage 1 trains the speaker encoder and the masker; stage 2 a fresh DiT on stage 1's best encoder
+    and masker, which stay frozen. ckpt: the checkpoint to resume when it is of this stage."""
+    args, device, master = run.args, run.device, run.master
+    resuming = ckpt is not None and ckpt["stage"] == stage
+    if stage == 2 and not resuming:
+        stage1_weights = torch.load(run.out / "ckpt_stage1.pt", map_location="cpu", weights_only=False)["ema"]
+        model.load_state_dict({k: v for k, v in stage1_weights.items() if not k.startswith("dit.")}, strict=False)
+    trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [p for m in trainable for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
+    ema = copy.deepcopy(model).eval()
+    step, best, minutes_before = 0, -float("inf"), 0.0
+    if resuming:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        ema.load_state_dict(ckpt["ema"])
+        step, best, minutes_before = ckpt["step"], ckpt["best_val"], ckpt.get("minutes", 0.0)
+        set_rng_state(ckpt["rng"][run.rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])  # this rank's own
+    max_steps = args.max_steps[min(stage, len(args.max_steps)) - 1]
+    max_minutes = args.max_minutes and args.max_minutes[min(stage, len(args.max_minutes)) - 1]
+    net = torch.compile(model) if args.compile else model
+    net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if run.ddp else net
+
+    t_start, first_step, seen, log = time.time(), step, 0, []
+    minutes = lambda: minutes_before + (time.time() - t_start) / 60  # this stage's wall time, over resumes
+    if stage == 2 and not resuming:  # step 0: the zero-velocity flow returns stage 1's output, a candidate too
+        best = validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
+    stream = batches(train_set, args, step, run.rank, run.world)
+    while step < max_steps:
+        stop = torch.tensor(float(max_minutes is not None and minutes() > max_minutes))
+        if run.ddp and max_minutes is not None:  # every rank stops at the same step, rank 0's clock decides
+            stop = stop.to(device)
+            dist.broadcast(stop, 0)
+        if stop.item():
+            if master:
+                print(f"stage {stage}: time budget of {max_minutes} min reached at step {step}")
+            if step != first_step and step % args.eval_every:  # else this step's checkpoint exists
+                best = validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
+            break
+        batch = next(stream)
+        lr = get_lr(step, max_steps, args)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        with autocast(device, args.amp):
+            loss = net(batch["mix"].to(device), batch["target"].to(device), batch["enroll"].to(device),
+                       batch["enroll_lengths"].to(device), stage=stage, lengths=batch["lengths"].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+        optimizer.step()
+        update_ema(ema, model, step, args.ema_decay)
+        step += 1
+        seen += len(batch["mix"]) * run.world
+        log.append(loss.item())
+        if master and (step % args.log_every == 0 or step == max_steps):
+            elapsed = time.time() - t_start
+            eta = elapsed / (step - first_step) * (max_steps - step)
+            print(f"stage {stage} step {step}/{max_steps} loss {np.mean(log[-args.log_every:]):.5f} "
+                  f"lr {lr:.2e} {seen / elapsed:.1f} ex/s eta {eta / 60:.1f} min", flush=True)
+        if step % args.eval_every == 0 or step == max_steps:
+            best = validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
+    if stage == 1 and step == 0:  # every rank exits, none is left waiting at a barrier
+        raise SystemExit("error: stage 1 ran no step (--max-steps 0?), so stage 2 has no masker to start from")
+    if stage == 1 and master:  # stage 2 starts from stage 1's best
+        save_checkpoint(torch.load(run.out / "ckpt_best.pt", weights_only=False), run.out / "ckpt_stage1.pt")
+    if run.ddp:
+        dist.barrier()
+
+
+def main(argv=None):
+    run = setup_processes(parse_args(argv))  # one process, or one per GPU under torchrun
+    args = run.args
+    run.out, run.cfg, ckpt = open_run(run)  # a new run folder, or the run to resume
+    root, train_set, run.dev_set = load_data(args, run.cfg)
+
+    # the model, and the stages left to train
+    torch.manual_seed(args.seed + run.rank)
+    model = Mask2Flow(run.cfg).to(run.device)
     stages = {"1": [1], "2": [2], "all": [1, 2]}[args.stage]
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         stages = [s for s in stages if s >= ckpt["stage"]]
-    elif stages == [2] and stage1 is None:
-        raise SystemExit("error: --stage 2 needs a stage-1 model: --stage1 PATH, or --out RUN --resume")
-    elif stage1 is not None and stages != [2]:
-        raise SystemExit("error: --stage1 PATH goes with --stage 2")
-    if master:
+    if run.master:
         n = sum(p.numel() for p in model.parameters())
-        print(f"{args.config} model, {n / 1e6:.2f}M parameters, start={cfg.start}, on {device} x{world}; "
-              f"{len(train_set)} training examples from {root}; writing {out}")
-
+        print(f"{args.config} model, {n / 1e6:.2f}M parameters, start={run.cfg.start}, on {run.device} x{run.world}; "
+              f"{len(train_set)} training examples from {root}; writing {run.out}")
     for stage in stages:
-        # stage 1 trains speaker encoder + masker; stage 2 a fresh DiT on stage 1's best encoder + masker
-        resuming = ckpt is not None and ckpt["stage"] == stage
-        if stage == 2 and not resuming:
-            stage1_weights = torch.load(out / "ckpt_stage1.pt", map_location="cpu", weights_only=False)["ema"]
-            model.load_state_dict({k: v for k, v in stage1_weights.items() if not k.startswith("dit.")}, strict=False)
-        trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
-        for p in model.parameters():
-            p.requires_grad_(False)
-        params = [p for m in trainable for p in m.parameters()]
-        for p in params:
-            p.requires_grad_(True)
-        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
-        ema = copy.deepcopy(model).eval()
-        step, best, minutes_before = 0, -float("inf"), 0.0
-        if resuming:
-            optimizer.load_state_dict(ckpt["optimizer"])
-            ema.load_state_dict(ckpt["ema"])
-            step, best, minutes_before = ckpt["step"], ckpt["best_val"], ckpt.get("minutes", 0.0)
-            set_rng_state(ckpt["rng"])
-        max_steps = args.max_steps[min(stage, len(args.max_steps)) - 1]
-        max_minutes = args.max_minutes and args.max_minutes[min(stage, len(args.max_minutes)) - 1]
-        net = torch.compile(model) if args.compile else model
-        net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if ddp else net
-
-        def validate_and_save():
-            """Dev SI-SDR of the EMA model; keep the best checkpoint of this stage; log a row."""
-            nonlocal best
-            val = evaluate(ema, dev_set, args.eval_examples, device)
-            score = val["mask"] if stage == 1 else val["flow1"]
-            print(f"stage {stage} step {step} dev SI-SDR: mixture {val['mixture']:.2f} mask {val['mask']:.2f} "
-                  f"1-step {val['flow1']:.2f} dB" + (" (best)" if score > best else ""), flush=True)
-            minutes = minutes_before + (time.time() - t_start) / 60  # this stage's wall time, over resumes
-            append_row(out / "log.csv", {"stage": stage, "step": step, "train_loss": float(np.mean(log)) if log else float("nan"),
-                                         **{f"dev_{k}": v for k, v in val.items()}, "minutes": minutes})
-            log.clear()  # train_loss is the mean since the last validation
-            best = max(best, score)
-            state = {"config": dataclasses.asdict(cfg), "model": model.state_dict(), "ema": ema.state_dict(),
-                     "optimizer": optimizer.state_dict(), "stage": stage, "step": step, "best_val": best,
-                     "val": val, "minutes": minutes, "rng": rng_state(), "data": data_opts, "args": vars(args)}
-            if score == best:
-                save_checkpoint(state, out / "ckpt_best.pt")
-            save_checkpoint(state, last)
-
-        t_start, first_step, seen, log = time.time(), step, 0, []
-        stream = batches(train_set, args, step, rank, world)
-        while step < max_steps:
-            stop = torch.tensor(float(max_minutes is not None and time.time() - t_start > 60 * max_minutes))
-            if ddp and max_minutes is not None:  # every rank stops at the same step, rank 0's clock decides
-                stop = stop.to(device)
-                dist.broadcast(stop, 0)
-            if stop.item():
-                if master:
-                    print(f"stage {stage}: time budget of {max_minutes} min reached at step {step}")
-                    if step % args.eval_every:
-                        validate_and_save()
-                break
-            batch = next(stream)
-            lr = get_lr(step, max_steps, args)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            with autocast:
-                loss = net(batch["mix"].to(device), batch["target"].to(device), batch["enroll"].to(device),
-                           batch["enroll_lengths"].to(device), stage=stage)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
-            optimizer.step()
-            update_ema(ema, model, step, args.ema_decay)
-            step += 1
-            seen += len(batch["mix"]) * world
-            log.append(loss.item())
-            if master and (step % args.log_every == 0 or step == max_steps):
-                elapsed = time.time() - t_start
-                eta = elapsed / (step - first_step) * (max_steps - step)
-                print(f"stage {stage} step {step}/{max_steps} loss {np.mean(log[-args.log_every:]):.5f} "
-                      f"lr {lr:.2e} {seen / elapsed:.1f} ex/s eta {eta / 60:.1f} min", flush=True)
-            if step % args.eval_every == 0 or step == max_steps:
-                if master:
-                    validate_and_save()
-                if ddp:
-                    dist.barrier()
-        if stage == 1 and step == 0:  # every rank exits, none is left waiting at a barrier
-            raise SystemExit("error: stage 1 ran no step (--max-steps 0?), so stage 2 has no masker to start from")
-        if stage == 1 and master:  # stage 2 starts from stage 1's best
-            save_checkpoint(torch.load(out / "ckpt_best.pt", weights_only=False), out / "ckpt_stage1.pt")
-        if ddp:
-            dist.barrier()
+        train_stage(run, model, stage, ckpt, train_set)
         ckpt = None
-    if ddp:
+    if run.ddp:
         dist.destroy_process_group()
 
 
