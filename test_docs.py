@@ -270,7 +270,7 @@ def test_any_split_and_the_time_sampler_variant(tmp_path):
         write_eval(tmp_path / "m2f", base, split=split)
     write_eval(tmp_path / "uniform", {**base, "Mask2Flow 1 step": (1, [1.0, 1.5] * 4)}, config={"t_zero": 0.0, "t_power": 1.0})
     page = results.build(tmp_path)
-    for split, label in (("test", "unseen speakers"), ("test-synth", "unseen synthetic voices"),
+    for split, label in (("test", "unseen real speakers"), ("test-synth", "unseen synthetic voices"),
                          ("dev", "unseen speakers (validation)"), ("test-other", "test-other")):
         assert f"### demo {split} ({label}), clean" in page
     assert "| Mask2Flow 1 step (t_zero 0, t_power 1) | 1 | " in page
