@@ -426,7 +426,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Build the offline demo corpus, or check a LibriMix-layout folder.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build a small corpus in the LibriMix layout from speech/, flite, festival and sox")
-    demo.add_argument("--out", default="data/demo")
+    demo.add_argument("--out", default=str(resolve_root("demo")), help="where to build it (default data/demo in this repository)")
     for split, n in corpus.DEMO_SIZES.items():
         demo.add_argument(f"--{split.removesuffix('-100')}", type=int, default=n, help=f"mixtures in {split} ({n})")
     demo.add_argument("--seed", type=int, default=0)
