@@ -3,6 +3,7 @@ The offline demo corpus: real read speech and synthetic voices, mixed in the Lib
 data.py reads it exactly as it reads LibriMix.
 
     python data.py demo           # build ./data/demo (build_demo below)
+    python corpus.py voices       # measure the base voices -> docs/evidence/voices.json
 
 Real speech (speech/, CC BY 4.0): 20 LibriSpeech dev-clean readers and 4 VCTK speakers. Synthetic
 speech: sentences of a little grammar spoken by Debian's flite and festival voices, each base voice
@@ -39,7 +40,8 @@ SPEECH = Path(__file__).resolve().parent / "speech"
 
 # Base voices: Debian package, engine:voice, median F0 (Hz), where its pseudo-speakers go. Every pair
 # is a different person to an independent speaker model (resemblyzer) on our sentences, and the F0
-# is measured. Whole voices are held out.
+# is measured (`python corpus.py voices` measures both again: docs/evidence/voices.json, F0 within 8%).
+# Whole voices are held out.
 VOICES = {
     "slt": ("flite", "flite:slt", 168, "train"),
     "rms": ("flite", "flite:rms", 101, "train"),
@@ -414,3 +416,84 @@ def build_demo(out="data/demo", sizes=DEMO_SIZES, seed=0, workers=2, force=False
     held = lambda use: ", ".join(v for v in voices if VOICES[v][3] == use)
     print(f"built {out} in {time.time() - t0:.0f} s; held-out voices: {held('dev')} (dev), {held('test-synth')} "
           f"(test-synth); held-out readers: {', '.join(REAL_HELD_OUT['dev'])} (dev), {', '.join(REAL_HELD_OUT['test'])} (test)")
+
+
+# --- the voice inventory, measured ---
+
+def median_f0(x, rate=SAMPLE_RATE, lo=50, hi=400):
+    """Median F0 (Hz) of the voiced 40 ms frames: the peak of the autocorrelation, corrected for
+    the window's own, between 1/hi and 1/lo seconds."""
+    n, lags = int(0.04 * rate), np.arange(rate // hi, rate // lo)
+    frames = np.lib.stride_tricks.sliding_window_view(x, n)[::n // 4]  # (frames, n)
+    frames = frames - frames.mean(1, keepdims=True)
+    energy = (frames ** 2).sum(1)
+    frames = frames[energy > 0.3 * np.median(energy[energy > 0])]  # speech, not pauses
+    ac = lambda y: np.fft.irfft(np.abs(np.fft.rfft(y, 2 * n)) ** 2)[..., :n]
+    r = ac(frames * np.hanning(n)) / ac(np.hanning(n))
+    r = r / r[:, :1]
+    best = lags[r[:, lags].argmax(1)]
+    voiced = r[np.arange(len(r)), best] > 0.5
+    return float(np.median(rate / best[voiced]))
+
+
+def measure_voices(out="docs/evidence/voices.json", n=8, seed=0, threshold=0.8, workers=2):
+    """Speak n sentences with every installed base voice (VOICES, and DUPLICATES to show why they are
+    left out), embed each utterance with resemblyzer's pretrained speaker encoder (trained on
+    thousands of speakers, independent of ours), and compare: the mean cosine between utterances of
+    two voices, and between different sentences of one voice. A voice is distinct when it scores at
+    most `threshold` with each distinct voice before it."""
+    try:
+        from resemblyzer import VoiceEncoder, preprocess_wav
+    except ImportError:
+        raise DataError("measuring voices needs resemblyzer: pip install -r requirements-eval.txt") from None
+    voices = installed_voices()
+    texts = make_sentences(np.random.default_rng([seed, 99]), n)
+    with tempfile.TemporaryDirectory() as tmp, Pool(max(1, workers)) as pool:
+        jobs = {v: [dict(voice=v, text=t.replace("?", ".") if v in STATEMENTS_ONLY else t, vtlp=1.0, stretch=1.0,
+                         cents=0, path=f"{tmp}/{v}-{k}.wav") for k, t in enumerate(texts)] for v in voices}
+        pool.map(synthesise, jobs.values())
+        wavs = {v: [load_audio(j["path"]) for j in js] for v, js in jobs.items()}
+    encoder = VoiceEncoder("cpu", verbose=False)
+    emb = {v: np.stack([encoder.embed_utterance(preprocess_wav(x, SAMPLE_RATE)) for x in xs]) for v, xs in wavs.items()}
+    off_diagonal = ~np.eye(n, dtype=bool)
+    score = lambda a, b: float((emb[a] @ emb[b].T)[off_diagonal if a == b else slice(None)].mean())
+    cosine = {a: {b: round(score(a, b), 3) for b in voices} for a in voices}
+    distinct = []
+    for v in voices:
+        if all(cosine[v][d] <= threshold for d in distinct):
+            distinct.append(v)
+    report = dict(
+        what="resemblyzer cosine between base voices reading our sentences: mean over utterance pairs, "
+             "different sentences on the diagonal", threshold=threshold, sentences=texts,
+        distinct=distinct, n_distinct=sum(v in VOICES for v in distinct), voices={})
+    for v in voices:
+        spec = {**VOICES, **DUPLICATES}[v]
+        nearest = max((b for b in voices if b != v), key=lambda b: cosine[v][b])
+        report["voices"][v] = dict(package=spec[0], engine=spec[1], use=spec[3] if v in VOICES else "not used",
+                                   f0_hz=round(float(np.median([median_f0(x) for x in wavs[v]]))),
+                                   same_voice=cosine[v][v], nearest=nearest, nearest_cosine=cosine[v][nearest])
+    report["cosine"] = cosine
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"{'voice':11} {'use':10} {'F0':>4} " + " ".join(f"{v[:6]:>6}" for v in voices))
+    for v in voices:
+        r = report["voices"][v]
+        print(f"{v:11} {r['use']:10} {r['f0_hz']:4} " + " ".join(f"{cosine[v][b]:6.2f}" for b in voices))
+    print(f"{report['n_distinct']} distinct base voices of {len(VOICES)} (cosine <= {threshold} to each other; "
+          f"the same voice on two sentences scores {min(cosine[v][v] for v in voices):.2f} or more); wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(description="The voice inventory of the demo corpus (build it: python data.py demo).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    voices = sub.add_parser("voices", help="measure how distinct the base voices are (resemblyzer) and their F0")
+    voices.add_argument("--out", default="docs/evidence/voices.json")
+    voices.add_argument("--sentences", type=int, default=8)
+    args = parser.parse_args()
+    try:
+        measure_voices(args.out, args.sentences)
+    except (DataError, AudioError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,5 +1,6 @@
 """Tests of corpus.py: the real speech in speech/, the plan of the demo corpus (who is held out of
 training), the refusals of the builder, and a small build end to end."""
+import json
 import re
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import corpus
 import data
 from data import DataError, DynamicMix, LibriMix
 
-DATA_PY = Path(__file__).parent / "data.py"
+ROOT = Path(__file__).resolve().parent
+DATA_PY = ROOT / "data.py"
 SIZES = dict(corpus.DEMO_SIZES, **{"train-100": 1000})  # the default eval splits, a smaller train-100
 
 
@@ -165,3 +167,38 @@ def test_install_script_installs_what_the_corpus_needs():
     script = (Path(__file__).resolve().parent / "install.sh").read_text()
     listed = re.search(r'APT_PACKAGES="([^"]*)"', script).group(1).split()
     assert set(corpus.APT_PACKAGES.split()) <= set(listed)
+
+
+# --- the voice inventory ---
+
+def test_voices_table():
+    uses = Counter(spec[3] for spec in corpus.VOICES.values())
+    assert len(corpus.VOICES) >= 12 and set(uses) == {"train", "dev", "test-synth"}
+    assert uses["dev"] >= 2 and uses["test-synth"] >= 2 and uses["train"] >= 8
+    for voice, spec in {**corpus.VOICES, **corpus.DUPLICATES}.items():
+        assert spec[1].split(":")[0] in ("flite", "festival"), voice
+    assert all(60 < spec[2] < 300 for spec in corpus.VOICES.values())  # median F0, Hz
+    assert not set(corpus.VOICES) & set(corpus.DUPLICATES) and corpus.STATEMENTS_ONLY <= set(corpus.VOICES)
+
+
+def test_voices_evidence_says_every_voice_is_distinct():
+    report = json.loads((ROOT / "docs/evidence/voices.json").read_text())
+    cos, voices = report["cosine"], list(corpus.VOICES)
+    assert report["n_distinct"] == len(voices) >= 12 and set(voices) <= set(report["distinct"])
+    assert all(cos[a][b] <= report["threshold"] == 0.8 for a in voices for b in voices if a != b)
+    assert all(cos[v][v] >= 0.85 for v in cos)  # one voice, two sentences
+    for dup in corpus.DUPLICATES:  # each left-out voice is the same person as one we keep
+        assert max(cos[dup][v] for v in voices) > 0.8, dup
+    for v in voices:  # the F0 that centres the pitch grid, measured again
+        assert abs(report["voices"][v]["f0_hz"] / corpus.VOICES[v][2] - 1) < 0.1, v
+
+
+@pytest.mark.slow
+def test_every_required_voice_speaks(tmp_path):
+    jobs = [dict(voice=v, text="Did the brave sailor find the seven candles behind the old mill?".replace(
+        "?", "." if v in corpus.STATEMENTS_ONLY else "?"), vtlp=1.06, stretch=1.0, cents=-100,
+        path=str(tmp_path / f"{v}.wav")) for v in corpus.check_voices()]
+    for job in jobs:
+        assert corpus.synthesise([job]) == 1
+        x, rate = sf.read(job["path"])
+        assert rate == 16000 and 1.5 < len(x) / rate < 8 and np.sqrt(np.mean(x ** 2)) > 0.01, job["voice"]
