@@ -83,10 +83,14 @@ def decompress(Xc, alpha, beta, eps=1e-8):
     return (mag / beta) ** (1 / alpha) / mag * Xc
 
 
-def si_sdr(est, ref, eps=1e-8):
-    """Scale-invariant SDR in dB over the last dim: (B, L), (B, L) -> (B,)."""
-    est = est - est.mean(-1, keepdim=True)
-    ref = ref - ref.mean(-1, keepdim=True)
+def si_sdr(est, ref, lengths=None, eps=1e-8):
+    """Scale-invariant SDR in dB over the last dim: (B, L), (B, L) -> (B,); with lengths (B,), over
+    the first lengths samples of each row only."""
+    valid = torch.ones_like(ref) if lengths is None else \
+        (torch.arange(ref.shape[-1], device=ref.device) < lengths[:, None]).to(ref.dtype)
+    n = valid.sum(-1, keepdim=True).clamp_min(1)
+    est = (est - (est * valid).sum(-1, keepdim=True) / n) * valid
+    ref = (ref - (ref * valid).sum(-1, keepdim=True) / n) * valid
     proj = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps) * ref
     noise = est - proj
     return 10 * torch.log10((proj.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
@@ -410,6 +414,7 @@ class Config:
     noise_std: float = 0.5  # std of x0 when start == "noise", roughly that of compressed speech
     t_zero: float = 0.25  # share of each batch trained at exactly t = 0, where one step evaluates
     t_power: float = 2.0  # other t = u ** t_power, u ~ U[0, 1]: > 1 puts more mass near t = 0
+    wave_loss: float = 0.0  # weight of -SI-SDR (dB) of the x1 that v implies, x_t + (1 - t) v; 0: flow loss alone
 
     @property
     def n_freqs(self):
@@ -508,13 +513,21 @@ class Mask2Flow(nn.Module):
         with torch.no_grad():
             spk = self.embed_speaker(ref, ref_lengths)
             x0 = self.start(Y, spk, frames)
-        return self.flow_loss(x0, x1, Y, spk, frames)
+        return self.flow_loss(x0, x1, Y, spk, frames, lengths=lengths)
 
-    def flow_loss(self, x0, x1, Y, spk, frames=None, t=None):
-        """|| v(x_t, t | Y, e) - (x1 - x0) ||^2 at random t (or the t given) on the straight path."""
+    def flow_loss(self, x0, x1, Y, spk, frames=None, t=None, lengths=None):
+        """|| v(x_t, t | Y, e) - (x1 - x0) ||^2 at random t (or the t given) on the straight path,
+        minus wave_loss times the SI-SDR of the waveform of x_t + (1 - t) v (at t = 0 the one-step
+        output) against x1's, over the first lengths samples (default: all)."""
         t = self.sample_t(Y.shape[0], Y.device) if t is None else t
         xt, ut = straight_path(x0, x1, t[:, None, None, None])
-        return masked_mse(self.dit(xt, t, Y, spk, frames), ut, frames)
+        v = self.dit(xt, t, Y, spk, frames)
+        loss = masked_mse(v, ut, frames)
+        if self.cfg.wave_loss > 0:
+            L = self.cfg.hop * (Y.shape[-1] - 1) if lengths is None else int(lengths.max())
+            est, ref = self.wav(xt + (1 - t[:, None, None, None]) * v, L, frames), self.wav(x1, L, frames)
+            loss = loss - self.cfg.wave_loss * si_sdr(est, ref, lengths).mean()
+        return loss
 
     @torch.no_grad()
     def sample(self, x0, Y, spk, steps=1, frames=None):

@@ -274,7 +274,7 @@ def test_any_split_and_the_time_sampler_variant(tmp_path):
                          ("dev", "unseen speakers (validation)"), ("test-other", "test-other")):
         assert f"### demo {split} ({label}), clean" in page
     assert "| Mask2Flow 1 step (t_zero 0, t_power 1) | 1 | " in page
-    assert "| Config's time sampler beats (t_zero 0, t_power 1) (demo test, clean) | not reported | " \
+    assert "| Config's defaults beat (t_zero 0, t_power 1) (demo test, clean) | not reported | " \
            "**yes**: +1.00 ± 0.00 dB" in page
 
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from mask2flow import (CONFIGS, Config, Mask2Flow, compress, count_parameters, decompress, istft,
-                       si_sdr, stft, straight_path)
+                       masked_mse, si_sdr, stft, straight_path)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TINY = CONFIGS["tiny"]
@@ -106,6 +106,15 @@ def test_si_sdr_closed_form():
     assert torch.allclose(si_sdr(3 * (ref + noise), ref), torch.tensor([20.0]), atol=1e-2)
     assert si_sdr(ref, ref).item() > 60
 
+
+def test_si_sdr_reads_only_the_first_lengths_samples():
+    est, ref = random_audio(0, 2, 8000), random_audio(1, 2, 8000)
+    lengths = torch.tensor([8000, 5000])
+    garbage = est.clone()
+    garbage[1, 5000:] = 7.0  # past the end of example 1: must not count
+    expected = torch.stack([si_sdr(est[:1], ref[:1])[0], si_sdr(est[1:, :5000], ref[1:, :5000])[0]])
+    assert torch.allclose(si_sdr(garbage, ref, lengths), expected, atol=1e-4)
+
 # --- module shapes and ranges ---
 
 
@@ -186,6 +195,25 @@ def test_flow_loss_is_zero_for_the_true_velocity(device, start):
     model.dit = Oracle(x0, x1)
     assert model.flow_loss(x0, x1, Y, spk).item() == 0
 
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_wave_loss_scores_the_x1_that_the_velocity_implies(device):
+    """With wave_loss, the loss is the flow MSE minus wave_loss times the SI-SDR of x_t + (1 - t) v:
+    the true velocity at any t gives x1 itself (a very high SI-SDR), zero velocity at t = 0 gives x0."""
+    model = tiny_model(device, wave_loss=0.01)
+    Y = model.spec(random_audio(0, 3, 4000, device=device))
+    x1 = model.spec(random_audio(1, 3, 4000, device=device))
+    spk = model.embed_speaker(random_audio(2, 3, 4000, device=device))
+    x0 = model.start(Y, spk)
+    t = torch.tensor([0.0, 0.3, 0.9], device=device)
+    wav = lambda X: model.wav(X, 4000)
+    mse = masked_mse(torch.zeros_like(x0), x1 - x0)
+    lengths = torch.full((3,), 4000, device=device)
+    zero = model.flow_loss(x0, x1, Y, spk, t=torch.zeros(3, device=device), lengths=lengths)  # untrained: v = 0
+    assert torch.allclose(zero, mse - 0.01 * si_sdr(wav(x0), wav(x1)).mean(), rtol=1e-4)
+    model.dit = Oracle(x0, x1)
+    assert model.flow_loss(x0, x1, Y, spk, t=t, lengths=lengths).item() < -0.01 * 50
+
 # --- the Euler sampler ---
 
 
@@ -265,10 +293,10 @@ def padded_batch(device, lengths=(5000, 7000, 2600), ref_lengths=(3000, 4500, 18
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("masker", ["conv", "lstm"])
-def test_padding_changes_no_result(device, masker):
+@pytest.mark.parametrize("masker, wave_loss", [("conv", 0.0), ("lstm", 0.0), ("conv", 0.01)])
+def test_padding_changes_no_result(device, masker, wave_loss):
     """Loss and extraction of each example are the same alone and zero-padded in a batch."""
-    model = nontrivial(tiny_model(device, masker=masker, t_zero=1.0))  # t = 0 for every example
+    model = nontrivial(tiny_model(device, masker=masker, t_zero=1.0, wave_loss=wave_loss))  # t = 0 for all
     alone, (mix, target, ref), lengths, ref_lengths = padded_batch(device)
     for stage in (1, 2):
         batch_loss = model(mix, target, ref, ref_lengths, stage=stage, lengths=lengths)

@@ -107,10 +107,12 @@ def kind(report):
     return "flow-only" if "x0 = mixture" in systems else "noise"
 
 
-def sampler(report):
-    """' (t_zero 0, t_power 1)' for a run trained with another time sampler than Config's default."""
+def variant(report):
+    """' (t_zero 0, t_power 1)' for a run whose flow was trained otherwise than Config's defaults
+    (time sampler, waveform loss)."""
     cfg, default = report.get("config", {}), Config()
-    changed = [f"{f} {cfg[f]:g}" for f in ("t_zero", "t_power") if f in cfg and cfg[f] != getattr(default, f)]
+    changed = [f"{f} {cfg[f]:g}" for f in ("t_zero", "t_power", "wave_loss")
+               if f in cfg and cfg[f] != getattr(default, f)]
     return f" ({', '.join(changed)})" if changed else ""
 
 
@@ -125,7 +127,7 @@ def system_rows(report):
             if s["steps"] == 0:
                 out.append((CONTROL, s))
         elif k == "mask2flow":
-            out.append((MASK if s["steps"] == 0 else name + sampler(report), s))
+            out.append((MASK if s["steps"] == 0 else name + variant(report), s))
         elif s["steps"] > 0:
             label = "flow-only from the mixture" if k == "flow-only" else "flow from noise"
             out.append((f"{label}, {s['steps']} step{'s' * (s['steps'] > 1)}", s))
@@ -192,8 +194,8 @@ def verdict(d, note, unit=" dB"):
 
 def comparisons(labels):
     """The (A, B, claim, paper) of COMPARISONS whose systems were both evaluated, and one per
-    time-sampler variant of Mask2Flow."""
-    variants = [(M2F, v, f"Config's time sampler beats{v[len(M2F):]}", "not reported")
+    training variant of Mask2Flow."""
+    variants = [(M2F, v, f"Config's defaults beat{v[len(M2F):]}", "not reported")
                 for v in labels if v.startswith(M2F + " (")]
     return [c for c in COMPARISONS + variants if c[0] in labels and c[1] in labels]
 
