@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy.stats import t as student_t
 
-from mask2flow import CONFIGS, Mask2Flow, si_sdr
+from mask2flow import CONFIGS, FiLM, Mask2Flow, si_sdr
 import sample
 from sample import mean_ci
 
@@ -351,3 +351,34 @@ def test_readme_preset_sizes_are_what_mask2flow_prints():
         for text, part in zip(shown, parts):
             digits = len(text.split(".")[1]) if "." in text else 0
             assert float(text) == round(count_parameters(part) / 1e6, digits), (name, text)
+
+
+def test_speakers_swaps_the_enrollment(tmp_path):
+    """figures.py speakers scores each example with its own enrollment and with the other voice's:
+    an untrained model (zero FiLM) ignores the enrollment, so the two agree exactly; once FiLM is
+    non-zero they differ."""
+    from test_data import make_librimix
+    make_librimix(tmp_path / "LibriMix", "test", 3)
+    torch.manual_seed(0)
+    model = Mask2Flow(CONFIGS["tiny"])
+    scores = []
+    for name in ("untrained", "film"):
+        if name == "film":
+            for m in model.modules():
+                if isinstance(m, FiLM):
+                    torch.nn.init.normal_(m.linear.weight, std=0.5)
+        ckpt = tmp_path / f"{name}.pt"
+        torch.save({"config": dataclasses.asdict(model.cfg), "model": model.state_dict(), "ema": model.state_dict(),
+                    "stage": 2, "step": 0, "best_val": 0.0, "data": {}}, ckpt)
+        figures.main(["speakers", "--ckpt", str(ckpt), "--data", str(tmp_path / "LibriMix"), "--split", "test",
+                      "--limit", "4", "--evidence", str(tmp_path / name)])
+        out = json.loads((tmp_path / name / "speakers_test.json").read_text())
+        assert out["n_pairs"] >= 2  # the examples whose other voice is enrolled too
+        s = out["scores"]
+        assert 0 <= s["matched, ours"]["mean"] <= 1
+        for label in ("mask-only", "Mask2Flow 1 step"):
+            own, other = s[f"{label}, own enrollment"]["mean"], s[f"{label}, other voice's enrollment"]["mean"]
+            assert s[f"{label}, own minus other voice's enrollment"]["mean"] == pytest.approx(own - other, abs=1e-6)
+        scores.append(s["mask-only, own minus other voice's enrollment"])
+    assert scores[0]["mean"] == 0
+    assert abs(scores[1]["mean"]) > 1e-3

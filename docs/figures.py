@@ -9,6 +9,8 @@ The figures of the readings, regenerated from checkpoints. Run from the reposito
     python docs/figures.py steps         # quality against Euler steps -> steps.png, steps.json
     python docs/figures.py curves        # training curves from each run's log.csv -> curves.png
     python docs/figures.py single        # single-speaker input, clean and noisy -> single.json
+    python docs/figures.py speakers      # does the encoder and the output follow the enrollment?
+                                         #   -> speakers_<split>.json
 
 Each subcommand uses the checkpoints it needs among those given and skips the rest. Every number
 drawn is also written to a JSON file in --evidence (default docs/evidence, the committed evidence);
@@ -21,6 +23,7 @@ import functools
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -435,8 +438,63 @@ def cmd_single(args):
                                                        for n, r in rows.items()))
 
 
+def resemblyzer_embedding():
+    """wav (numpy, 16 kHz) -> resemblyzer's unit-norm embedding, or None when it is not installed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
+            from resemblyzer import VoiceEncoder, preprocess_wav
+        encoder = VoiceEncoder("cpu", verbose=False)
+    except (ImportError, OSError, RuntimeError):
+        return None
+    return lambda wav: torch.as_tensor(encoder.embed_utterance(preprocess_wav(wav, source_sr=16000)))
+
+
+def cmd_speakers(args):
+    """Where unseen voices break. For each example (target k of a two-voice mixture, with its fixed
+    enrollment): does an encoder place the enrollment nearer the target's clean source than the other
+    voice's (ours, and resemblyzer's pretrained one when installed), and how much does the output
+    depend on the enrollment: SI-SDRi against the target with its own enrollment and with the other
+    voice's."""
+    model = load(args.ckpt)
+    if model is None:
+        return print("speakers: needs --ckpt; skipped")
+    ds, theirs = split_set(args, "clean"), resemblyzer_embedding()
+    ours = lambda wav: model.embed_speaker(torch.as_tensor(wav)[None])[0]
+    encoders = {"ours": ours, **({"resemblyzer": theirs} if theirs else {})}
+    index = {ex: i for i, ex in enumerate(ds.examples)}
+    rows, mids = [], []
+    for i in range(n_examples(args)):
+        m, k = ds.examples[i]
+        if (m, 3 - k) not in index:
+            continue  # the other voice has no enrollment: no swap to make
+        item, other = ds[i], ds[index[(m, 3 - k)]]
+        mix, target, ref = (item[key].numpy() for key in ("mix", "target", "enroll"))
+        row = {}
+        for name, embed in encoders.items():
+            e, same, diff = embed(ref), embed(target), embed(other["target"].numpy())
+            row[f"matched, {name}"] = float(e @ same > e @ diff)  # 1: nearer the target than the other voice
+            row[f"cosine to the target, {name}"], row[f"cosine to the other voice, {name}"] = float(e @ same), float(e @ diff)
+        base = sdr(mix, target)
+        for steps, label in ((0, "mask-only"), (1, "Mask2Flow 1 step")):
+            for enroll, whose in ((ref, "own"), (other["enroll"].numpy(), "other voice's")):
+                row[f"{label}, {whose} enrollment"] = sdr(extract_long(model, mix, enroll, steps, CHUNK), target) - base
+            row[f"{label}, own minus other voice's enrollment"] = \
+                row[f"{label}, own enrollment"] - row[f"{label}, other voice's enrollment"]
+        rows.append(row)
+        mids.append(item["mixture_id"])
+    if not rows:
+        return print(f"speakers: no example of {args.split} has both voices enrolled; nothing measured")
+    summary = {key: mean_ci([r[key] for r in rows], mids) for key in rows[0]}
+    write_json(args, f"speakers_{args.split}.json", {"ckpt": args.ckpt, "n_pairs": len(rows), "unit": {
+        "matched": "share of examples", "cosine": "cosine", "enrollment": "SI-SDRi (dB) against the target"},
+        "scores": summary})
+    for key, v in summary.items():
+        print(f"  {key}: {v['mean']:.3f} ± {v['ci95'] or 0:.3f}")
+
+
 COMMANDS = {"di": cmd_di, "spectrograms": cmd_spectrograms, "steps": cmd_steps, "curves": cmd_curves,
-            "single": cmd_single}
+            "single": cmd_single, "speakers": cmd_speakers}
 
 
 def main(argv=None):
