@@ -281,7 +281,7 @@ def test_any_split_and_the_time_sampler_variant(tmp_path):
 def test_empty_evidence_says_the_results_are_being_rebuilt(tmp_path):
     page, block = results.build(tmp_path), results.readme_block(tmp_path)
     assert block == results.REBUILD and "being rebuilt" in block and "-o docs/evidence/RUN" in block
-    assert results.REBUILD in page and page.count("_Not measured yet._") == 6
+    assert results.REBUILD in page and page.count("_Not measured yet._") == 7
     assert not re.search(r"\d\.\d", block)  # no measured number at all
 
 
@@ -382,3 +382,6 @@ def test_speakers_swaps_the_enrollment(tmp_path):
         scores.append(s["mask-only, own minus other voice's enrollment"])
     assert scores[0]["mean"] == 0
     assert abs(scores[1]["mean"]) > 1e-3
+    page = results.build(tmp_path / "film")  # results.md shows the file it read
+    assert "## Speaker conditioning" in page
+    assert "(`film/speakers_test.json`)" in page
