@@ -276,6 +276,8 @@ def test_any_split_and_the_time_sampler_variant(tmp_path):
     assert "| Mask2Flow 1 step (t_zero 0, t_power 1) | 1 | " in page
     assert "| Config's defaults beat (t_zero 0, t_power 1) (demo test, clean) | not reported | " \
            "**yes**: +1.00 ± 0.00 dB" in page
+    assert "| the flow stage improves on its own mask (t_zero 0, t_power 1) (demo test, clean) | " \
+           "yes (masking over-suppresses) | **yes**: +0.25 ± " in page  # the variant against its own mask
 
 
 def test_empty_evidence_says_the_results_are_being_rebuilt(tmp_path):

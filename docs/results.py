@@ -198,8 +198,12 @@ def verdict(d, note, unit=" dB"):
 def comparisons(labels):
     """The (A, B, claim, paper) of COMPARISONS whose systems were both evaluated, and one per
     training variant of Mask2Flow."""
-    variants = [(M2F, v, f"Config's defaults beat{v[len(M2F):]}", "not reported")
-                for v in labels if v.startswith(M2F + " (")]
+    variants = []
+    for v in (v for v in labels if v.startswith(M2F + " (")):
+        suffix = v[len(M2F):]  # e.g. " (wave_loss 0.001)"
+        variants += [(M2F, v, f"Config's defaults beat{suffix}", "not reported")]
+        variants += [(a + suffix, b + suffix if b == M2F else b, claim + suffix, paper)  # the same claims of the variant
+                     for a, b, claim, paper in COMPARISONS if a.startswith("Mask2Flow") and b in (MASK, M2F)]
     return [c for c in COMPARISONS + variants if c[0] in labels and c[1] in labels]
 
 
