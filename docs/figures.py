@@ -518,10 +518,10 @@ def main(argv=None):
     for name in [*COMMANDS, "all"]:
         sub.add_parser(name, parents=[common])
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
     for name in COMMANDS if args.command == "all" else [args.command]:
         t0 = time.time()
-        COMMANDS[name](args)
+        with torch.no_grad():
+            COMMANDS[name](args)
         print(f"{name}: {time.time() - t0:.0f} s")
 
 
