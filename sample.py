@@ -248,12 +248,8 @@ def optional_metrics(sr):
         fns["estoi"] = lambda est, target: stoi(target, est, sr, extended=True)
     except ImportError:
         pass
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
-            from resemblyzer import VoiceEncoder, preprocess_wav
-        encoder = VoiceEncoder("cpu", verbose=False)
-        embed = lambda wav: encoder.embed_utterance(preprocess_wav(wav, source_sr=sr))  # unit norm
+    embed = resemblyzer_embedding(sr)
+    if embed is not None:
         last = {}  # the target's embedding, computed once for all the systems compared on it
 
         def spk_sim(est, target):
@@ -261,9 +257,20 @@ def optional_metrics(sr):
                 last.update(target=target, embedding=embed(target))
             return embed(est) @ last["embedding"]  # cosine
         fns["spk_sim"] = spk_sim
-    except (ImportError, OSError, RuntimeError):  # not installed, or its weights cannot be loaded
-        pass
     return fns
+
+
+def resemblyzer_embedding(sr):
+    """wav (numpy) -> resemblyzer's unit-norm speaker embedding (pretrained, bundled weights), or None
+    when it is not installed or its weights cannot be loaded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
+            from resemblyzer import VoiceEncoder, preprocess_wav
+        encoder = VoiceEncoder("cpu", verbose=False)
+    except (ImportError, OSError, RuntimeError):
+        return None
+    return lambda wav: encoder.embed_utterance(preprocess_wav(wav, source_sr=sr))
 
 
 def safe(fn, *args):

@@ -23,7 +23,6 @@ import functools
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from data import LibriMix, load_audio, resolve_root  # noqa: E402
 from mask2flow import decompress, magnitude, si_sdr  # noqa: E402
-from sample import CHUNK_SECONDS, device_name, extract_long, load_model, mean_ci, optional_metrics, safe  # noqa: E402
+from sample import (CHUNK_SECONDS, device_name, extract_long, load_model, mean_ci, optional_metrics,  # noqa: E402
+                    resemblyzer_embedding, safe)
 
 STEPS = [1, 2, 4, 8, 16]  # Euler steps compared in the steps figure
 DI_STEPS = 8  # the paper's Figure 2 runs the flow-only sampler for 8 steps
@@ -438,18 +438,6 @@ def cmd_single(args):
                                                        for n, r in rows.items()))
 
 
-def resemblyzer_embedding():
-    """wav (numpy, 16 kHz) -> resemblyzer's unit-norm embedding, or None when it is not installed."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
-            from resemblyzer import VoiceEncoder, preprocess_wav
-        encoder = VoiceEncoder("cpu", verbose=False)
-    except (ImportError, OSError, RuntimeError):
-        return None
-    return lambda wav: torch.as_tensor(encoder.embed_utterance(preprocess_wav(wav, source_sr=16000)))
-
-
 def cmd_speakers(args):
     """Where unseen voices break. For each example (target k of a two-voice mixture, with its fixed
     enrollment): does an encoder place the enrollment nearer the target's clean source than the other
@@ -459,8 +447,8 @@ def cmd_speakers(args):
     model = load(args.ckpt)
     if model is None:
         return print("speakers: needs --ckpt; skipped")
-    ds, theirs = split_set(args, "clean"), resemblyzer_embedding()
-    ours = lambda wav: model.embed_speaker(torch.as_tensor(wav)[None])[0]
+    ds, theirs = split_set(args, "clean"), resemblyzer_embedding(16000)
+    ours = lambda wav: model.embed_speaker(torch.as_tensor(wav)[None])[0].numpy()
     encoders = {"ours": ours, **({"resemblyzer": theirs} if theirs else {})}
     index = {ex: i for i, ex in enumerate(ds.examples)}
     rows, mids = [], []

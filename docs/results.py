@@ -407,6 +407,7 @@ def single_section(sg):
             lines.append(row([name, *(cell(m.get(k)) if k in m else "n/a" for k in keys)]))
     return lines + [""]
 
+
 def speakers_section(sp):
     lines = ["## Speaker conditioning: seen and unseen voices", ""]
     if not sp:
