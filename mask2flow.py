@@ -83,9 +83,11 @@ def decompress(Xc, alpha, beta, eps=1e-8):
     return (mag / beta) ** (1 / alpha) / mag * Xc
 
 
-def si_sdr(est, ref, lengths=None, eps=1e-8):
+def si_sdr(est, ref, lengths=None, eps=1e-8, cap_db=None):
     """Scale-invariant SDR in dB over the last dim: (B, L), (B, L) -> (B,); with lengths (B,), over
-    the first lengths samples of each row only."""
+    the first lengths samples of each row only. cap_db bounds it softly, as a loss needs: the error
+    energy counts at least 10^(-cap_db / 10) of the target's, so a near-perfect example stops
+    dominating the batch mean (and its gradient) near cap_db."""
     valid = torch.ones_like(ref) if lengths is None else \
         (torch.arange(ref.shape[-1], device=ref.device) < lengths[:, None]).to(ref.dtype)
     n = valid.sum(-1, keepdim=True).clamp_min(1)
@@ -93,7 +95,8 @@ def si_sdr(est, ref, lengths=None, eps=1e-8):
     ref = (ref - (ref * valid).sum(-1, keepdim=True) / n) * valid
     proj = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps) * ref
     noise = est - proj
-    return 10 * torch.log10((proj.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps))
+    floor = 0 if cap_db is None else 10 ** (-cap_db / 10) * proj.pow(2).sum(-1)
+    return 10 * torch.log10((proj.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + floor + eps))
 
 
 def straight_path(x0, x1, t):
@@ -402,6 +405,7 @@ class Config:
     mask_hidden: int = 64  # H per frame after the bottleneck
     mask_blocks: int = 8  # TCN blocks (masker "conv"), dilations 1, 2, ... 128 frames
     mask_lstm_layers: int = 1  # BiLSTM layers (masker "lstm")
+    mask_wave_loss: float = 0.0  # weight of -SI-SDR (dB) of the masked mixture's waveform; 0: the MSE alone
     # stage 2 DiT
     patch: int = 4  # frames per token (32 ms)
     dit_width: int = 64
@@ -509,7 +513,11 @@ class Mask2Flow(nn.Module):
         Y, x1 = Y * frames[:, None, None, :], x1 * frames[:, None, None, :]  # frames past the end hold a tail
         if stage == 1:
             spk = self.embed_speaker(ref, ref_lengths)
-            return masked_mse(self.mask(Y, spk, frames), x1, frames)
+            xm = self.mask(Y, spk, frames)
+            loss = masked_mse(xm, x1, frames)
+            if self.cfg.mask_wave_loss > 0:
+                loss = loss - self.cfg.mask_wave_loss * self.wave_si_sdr(xm, x1, frames, lengths).mean()
+            return loss
         with torch.no_grad():
             spk = self.embed_speaker(ref, ref_lengths)
             x0 = self.start(Y, spk, frames)
@@ -524,10 +532,16 @@ class Mask2Flow(nn.Module):
         v = self.dit(xt, t, Y, spk, frames)
         loss = masked_mse(v, ut, frames)
         if self.cfg.wave_loss > 0:
-            L = self.cfg.hop * (Y.shape[-1] - 1) if lengths is None else int(lengths.max())
-            est, ref = self.wav(xt + (1 - t[:, None, None, None]) * v, L, frames), self.wav(x1, L, frames)
-            loss = loss - self.cfg.wave_loss * si_sdr(est, ref, lengths).mean()
+            x1_hat = xt + (1 - t[:, None, None, None]) * v
+            loss = loss - self.cfg.wave_loss * self.wave_si_sdr(x1_hat, x1, frames, lengths).mean()
         return loss
+
+    def wave_si_sdr(self, est, ref, frames=None, lengths=None):
+        """SI-SDR (B,) in dB, capped at 30, between the waveforms of two compressed spectrograms, over
+        the first lengths samples (default: all). Uncapped, the examples without interferer (which
+        an identity mask gets nearly right) outweigh the mixtures."""
+        L = self.cfg.hop * (est.shape[-1] - 1) if lengths is None else int(lengths.max())
+        return si_sdr(self.wav(est, L, frames), self.wav(ref, L, frames), lengths, cap_db=30)
 
     @torch.no_grad()
     def sample(self, x0, Y, spk, steps=1, frames=None):

@@ -2,13 +2,14 @@
 Runs on CPU, and on CUDA too when a GPU is present (the `device` parametrisation)."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
 from mask2flow import (CONFIGS, Config, Mask2Flow, compress, count_parameters, decompress, istft,
-                       masked_mse, si_sdr, stft, straight_path)
+                       masked_mse, rms, si_sdr, stft, straight_path)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TINY = CONFIGS["tiny"]
@@ -105,6 +106,9 @@ def test_si_sdr_closed_form():
     noise = noise / noise.norm() * ref.norm() / 10  # 20 dB below
     assert torch.allclose(si_sdr(3 * (ref + noise), ref), torch.tensor([20.0]), atol=1e-2)
     assert si_sdr(ref, ref).item() > 60
+    capped = si_sdr(3 * (ref + noise), ref, cap_db=30)  # error 1/100 of the target, plus 1/1000
+    assert torch.allclose(capped, torch.tensor([-10 * math.log10(0.011)]), atol=1e-2)
+    assert torch.allclose(si_sdr(ref, ref, cap_db=30), torch.tensor([30.0]), atol=1e-3)
 
 
 def test_si_sdr_reads_only_the_first_lengths_samples():
@@ -210,9 +214,26 @@ def test_wave_loss_scores_the_x1_that_the_velocity_implies(device):
     mse = masked_mse(torch.zeros_like(x0), x1 - x0)
     lengths = torch.full((3,), 4000, device=device)
     zero = model.flow_loss(x0, x1, Y, spk, t=torch.zeros(3, device=device), lengths=lengths)  # untrained: v = 0
-    assert torch.allclose(zero, mse - 0.01 * si_sdr(wav(x0), wav(x1)).mean(), rtol=1e-4)
+    assert torch.allclose(zero, mse - 0.01 * si_sdr(wav(x0), wav(x1), cap_db=30).mean(), rtol=1e-4)
     model.dit = Oracle(x0, x1)
-    assert model.flow_loss(x0, x1, Y, spk, t=t, lengths=lengths).item() < -0.01 * 50
+    assert model.flow_loss(x0, x1, Y, spk, t=t, lengths=lengths).item() < -0.01 * 29  # at the cap
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mask_wave_loss_scores_the_masked_mixture(device):
+    """With mask_wave_loss, stage 1's loss is its MSE minus mask_wave_loss times the SI-SDR of the
+    masked mixture's waveform against the target's."""
+    model = nontrivial(tiny_model(device, mask_wave_loss=0.01))
+    mix, target, ref = (random_audio(i, 3, 4000, device=device) for i in range(3))
+    with_term = model(mix, target, ref, stage=1)
+    model.cfg.mask_wave_loss = 0.0
+    mse = model(mix, target, ref, stage=1)
+    scale = rms(mix, torch.full((3,), 4000, device=device))
+    Y, x1 = model.spec(mix / scale), model.spec(target / scale)
+    xm = model.mask(Y, model.embed_speaker(ref))
+    expected = mse - 0.01 * si_sdr(model.wav(xm, 4000), model.wav(x1, 4000), cap_db=30).mean()
+    assert torch.allclose(with_term, expected, rtol=1e-4)
+    assert not torch.allclose(with_term, mse, rtol=1e-4)
 
 # --- the Euler sampler ---
 
@@ -296,7 +317,8 @@ def padded_batch(device, lengths=(5000, 7000, 2600), ref_lengths=(3000, 4500, 18
 @pytest.mark.parametrize("masker, wave_loss", [("conv", 0.0), ("lstm", 0.0), ("conv", 0.01)])
 def test_padding_changes_no_result(device, masker, wave_loss):
     """Loss and extraction of each example are the same alone and zero-padded in a batch."""
-    model = nontrivial(tiny_model(device, masker=masker, t_zero=1.0, wave_loss=wave_loss))  # t = 0 for all
+    model = nontrivial(tiny_model(device, masker=masker, t_zero=1.0, wave_loss=wave_loss,
+                                      mask_wave_loss=wave_loss))  # t = 0 for all
     alone, (mix, target, ref), lengths, ref_lengths = padded_batch(device)
     for stage in (1, 2):
         batch_loss = model(mix, target, ref, ref_lengths, stage=stage, lengths=lengths)
