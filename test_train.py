@@ -180,6 +180,23 @@ def test_stage1_takes_the_dit_of_an_explicit_config_and_refuses_a_conflict(corpu
         assert not (tmp_path / "bad").exists()
 
 
+def test_stage1_run_goes_on_training_a_given_masker_with_its_own_loss(corpus, tmp_path, stage1):
+    out = tmp_path / "ft"
+    train.main(small(corpus, out, steps=(2,)) + ["--stage", "1", "--stage1", str(stage1), "--mask-wave-loss", "0.01"])
+    start = torch.load(stage1, weights_only=False)
+    log = read_log(out / "log.csv")
+    assert [(r["stage"], r["step"]) for r in log] == [("1", "0"), ("1", "2")]  # step 0 scores the given masker
+    assert float(log[0]["dev_mask"]) == pytest.approx(start["val"]["mask"], abs=1e-4)
+    last = torch.load(out / "ckpt_last.pt", weights_only=False)
+    assert last["stage"] == 1 and last["config"]["mask_wave_loss"] == 0.01
+    assert {k: v for k, v in last["config"].items() if k != "mask_wave_loss"} == \
+        {k: v for k, v in start["config"].items() if k != "mask_wave_loss"}
+    assert same(torch.load(out / "ckpt_init.pt", weights_only=False)["ema"], start["ema"])
+    assert not same(last["model"], start["ema"])  # it trained on
+    with pytest.raises(SystemExit, match="goes with --stage 2 \\(or --stage 1"):
+        train.main(small(corpus, tmp_path / "both", steps=(2,)) + ["--stage1", str(stage1)])
+
+
 CRASHING_TRAIN = """import sys, train
 from test_train import crash_at
 train.save_checkpoint = crash_at(2, 2)

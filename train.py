@@ -10,7 +10,8 @@ Train Mask2Flow-TSE in two stages, as the paper does:
 
 A run folder holds ckpt_last.pt (to resume), ckpt_best.pt (best dev SI-SDR of the current stage; in
 stage 2, step 0 counts: the untrained flow returns stage 1's output), ckpt_stage1.pt (the masker
-stage 2 starts from) and log.csv. Without --out, runs/ is the repository's.
+stage 2 starts from), ckpt_init.pt (with --stage 1 --stage1 PATH, the masker it went on training)
+and log.csv. Without --out, runs/ is the repository's.
 """
 
 import argparse
@@ -155,7 +156,8 @@ def parse_args(argv=None):
                    help="stages to train (default all); a resumed run keeps its own")
     p.add_argument("--stage1", default=None, metavar="PATH",
                    help="with --stage 2: start from this stage-1 checkpoint (another run's ckpt_stage1.pt), "
-                        "e.g. to train the --start mixture|noise baselines on the same masker")
+                        "e.g. to train the --start mixture|noise baselines on the same masker; with --stage 1: "
+                        "go on training its speaker encoder and masker (e.g. with another --mask-wave-loss)")
     p.add_argument("--out", default=None, help="run folder (default <repo>/runs/<data>-<config>-<start>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from ckpt_last.pt")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -214,7 +216,8 @@ def stage1_config(path, saved, preset, overrides):
     """The config of a stage 2 trained on the stage-1 checkpoint at path: its front end, speaker encoder
     and masker as saved, the DiT fields of an explicit --config preset over them, then the flags given.
     A preset or flag that would change what stage 1 trained is refused."""
-    asked = {f.name: getattr(preset, f.name) for f in dataclasses.fields(Config) if stage1_field(f.name)} if preset else {}
+    asked = {f.name: getattr(preset, f.name) for f in dataclasses.fields(Config)  # a preset's loss weight is no
+             if stage1_field(f.name) and f.name != "mask_wave_loss"} if preset else {}  # setting of a trained masker
     asked.update({k: v for k, v in overrides.items() if stage1_field(k)})
     conflicts = [f"{k} {v} (it has {getattr(saved, k)})" for k, v in asked.items() if v != getattr(saved, k)]
     if conflicts:
@@ -239,7 +242,9 @@ def open_run(run):
         if not Path(args.stage1).is_file():
             raise SystemExit(f"error: --stage1 {args.stage1} does not exist")
         stage1 = torch.load(args.stage1, map_location="cpu", weights_only=False)
+        loss = overrides.pop("mask_wave_loss", None) if args.stage == "1" else None  # trained on with its own loss
         cfg = stage1_config(args.stage1, Config(**stage1["config"]), preset, overrides)
+        cfg = cfg if loss is None else dataclasses.replace(cfg, mask_wave_loss=loss)
     out = Path(args.out) if args.out else REPO / "runs" / f"{Path(args.data).name}-{args.config}-{cfg.start}"
     last = out / "ckpt_last.pt"
     if args.resume:
@@ -263,8 +268,8 @@ def open_run(run):
     args.stage = args.stage or "all"
     if ckpt is None and args.stage == "2" and stage1 is None:
         raise SystemExit("error: --stage 2 needs a stage-1 model: --stage1 PATH, or --out RUN --resume")
-    if stage1 is not None and args.stage != "2":
-        raise SystemExit("error: --stage1 PATH goes with --stage 2")
+    if stage1 is not None and args.stage == "all":
+        raise SystemExit("error: --stage1 PATH goes with --stage 2 (or --stage 1, to train that masker on)")
     if run.ddp:  # every rank has checked the folder before rank 0 writes to it
         dist.barrier()
     if run.master:
@@ -276,7 +281,7 @@ def open_run(run):
                 append_row(out / "log.csv", {**r, "minutes": r.get("minutes", "")})
         out.mkdir(parents=True, exist_ok=True)
         if stage1 is not None:
-            save_checkpoint(stage1, out / "ckpt_stage1.pt")
+            save_checkpoint(stage1, out / ("ckpt_init.pt" if args.stage == "1" else "ckpt_stage1.pt"))
     if run.ddp:
         dist.barrier()
     return out, cfg, ckpt
@@ -328,8 +333,10 @@ def train_stage(run, model, stage, ckpt, train_set):
     and masker, which stay frozen. ckpt: the checkpoint to resume when it is of this stage."""
     args, device, master = run.args, run.device, run.master
     resuming = ckpt is not None and ckpt["stage"] == stage
-    if stage == 2 and not resuming:
-        stage1_weights = torch.load(run.out / "ckpt_stage1.pt", map_location="cpu", weights_only=False)["ema"]
+    start_from = run.out / ("ckpt_stage1.pt" if stage == 2 else "ckpt_init.pt")  # stage 1: only when fine-tuning
+    from_checkpoint = not resuming and start_from.exists()
+    if from_checkpoint:
+        stage1_weights = torch.load(start_from, map_location="cpu", weights_only=False)["ema"]
         model.load_state_dict({k: v for k, v in stage1_weights.items() if not k.startswith("dit.")}, strict=False)
     trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
     for p in model.parameters():
@@ -352,7 +359,7 @@ def train_stage(run, model, stage, ckpt, train_set):
 
     t_start, first_step, seen, log = time.time(), step, 0, []
     minutes = lambda: minutes_before + (time.time() - t_start) / 60  # this stage's wall time, over resumes
-    if stage == 2 and not resuming:  # step 0: the zero-velocity flow returns stage 1's output, a candidate too
+    if from_checkpoint:  # step 0 is a candidate too: the masker it starts from (stage 2: zero velocity returns it)
         best = validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
     stream = batches(train_set, args, step, run.rank, run.world)
     while step < max_steps:
