@@ -280,6 +280,19 @@ def test_any_split_and_the_time_sampler_variant(tmp_path):
            "yes (masking over-suppresses) | **yes**: +0.25 ± " in page  # the variant against its own mask
 
 
+def test_a_stage1_variant_is_compared_with_its_own_mask(tmp_path):
+    write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [2.0, 2.5] * 4)})
+    write_eval(tmp_path / "tuned", {"mask-only": (0, [3.0] * 8), "Mask2Flow 1 step": (1, [3.5, 3.0] * 4)},
+               config={"mask_wave_loss": 0.01, "wave_loss": 0.001})
+    page = results.build(tmp_path)
+    masks = [line for line in page.splitlines() if line.startswith(f"| {results.MASK}")]
+    assert len(masks) == 2 and "| 1.00 ± " in masks[0] and masks[1].startswith(f"| {results.MASK} (mask_wave_loss 0.01) | 0 |")
+    assert "| 3.00 ± " in masks[1]
+    assert "| the flow stage improves on its own mask (mask_wave_loss 0.01, wave_loss 0.001) (demo test, clean) | " \
+           "yes (masking over-suppresses) | **yes**: +0.25 ± " in page  # against 3.00, not the other run's 1.00
+    assert "2 seeds" not in page  # two maskers, not two seeds of one
+
+
 def test_empty_evidence_says_the_results_are_being_rebuilt(tmp_path):
     page, block = results.build(tmp_path), results.readme_block(tmp_path)
     assert block == results.REBUILD and "being rebuilt" in block and "-o docs/evidence/RUN" in block

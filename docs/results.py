@@ -110,13 +110,21 @@ def kind(report):
     return "flow-only" if "x0 = mixture" in systems else "noise"
 
 
-def variant(report):
-    """' (t_zero 0, t_power 1)' for a run whose flow was trained otherwise than Config's defaults
-    (time sampler, waveform loss)."""
+STAGE1_VARIANTS, FLOW_VARIANTS = ("mask_wave_loss",), ("t_zero", "t_power", "wave_loss")
+
+
+def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
+    """' (t_zero 0, t_power 1)' for a run trained otherwise than Config's defaults (stage 1's loss; the
+    flow's time sampler or waveform loss)."""
     cfg, default = report.get("config", {}), Config()
-    changed = [f"{f} {cfg[f]:g}" for f in ("t_zero", "t_power", "wave_loss")
-               if f in cfg and cfg[f] != getattr(default, f)]
+    changed = [f"{f} {cfg[f]:g}" for f in fields if f in cfg and cfg[f] != getattr(default, f)]
     return f" ({', '.join(changed)})" if changed else ""
+
+
+def own_mask(suffix):
+    """The mask-only label that goes with a Mask2Flow variant's suffix: its stage-1 part."""
+    parts = [p for p in suffix.strip(" ()").split(", ") if p.split(" ")[0] in STAGE1_VARIANTS]
+    return MASK + (f" ({', '.join(parts)})" if parts else "")
 
 
 def system_rows(report):
@@ -130,7 +138,7 @@ def system_rows(report):
             if s["steps"] == 0:
                 out.append((CONTROL, s))
         elif k == "mask2flow":
-            out.append((MASK if s["steps"] == 0 else name + variant(report), s))
+            out.append((MASK + variant(report, STAGE1_VARIANTS) if s["steps"] == 0 else name + variant(report), s))
         elif s["steps"] > 0:
             label = "flow-only from the mixture" if k == "flow-only" else "flow from noise"
             out.append((f"{label}, {s['steps']} step{'s' * (s['steps'] > 1)}", s))
@@ -202,7 +210,7 @@ def comparisons(labels):
     for v in (v for v in labels if v.startswith(M2F + " (")):
         suffix = v[len(M2F):]  # e.g. " (wave_loss 0.001)"
         variants += [(M2F, v, f"Config's defaults beat{suffix}", "not reported")]
-        variants += [(a + suffix, b + suffix if b == M2F else b, claim + suffix, paper)  # the same claims of the variant
+        variants += [(a + suffix, {M2F: v, MASK: own_mask(suffix)}[b], claim + suffix, paper)  # the same claims
                      for a, b, claim, paper in COMPARISONS if a.startswith("Mask2Flow") and b in (MASK, M2F)]
     return [c for c in COMPARISONS + variants if c[0] in labels and c[1] in labels]
 
