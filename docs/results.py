@@ -121,10 +121,11 @@ def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
     return f" ({', '.join(changed)})" if changed else ""
 
 
-def own_mask(suffix):
-    """The mask-only label that goes with a Mask2Flow variant's suffix: its stage-1 part."""
+def stage1_label(label, suffix):
+    """The mask-only label (own mask or fair control) that goes with a Mask2Flow variant's suffix:
+    its stage-1 part."""
     parts = [p for p in suffix.strip(" ()").split(", ") if p.split(" ")[0] in STAGE1_VARIANTS]
-    return MASK + (f" ({', '.join(parts)})" if parts else "")
+    return label + (f" ({', '.join(parts)})" if parts else "")
 
 
 def system_rows(report):
@@ -136,7 +137,7 @@ def system_rows(report):
             continue
         if k == "control":
             if s["steps"] == 0:
-                out.append((CONTROL, s))
+                out.append((CONTROL + variant(report, STAGE1_VARIANTS), s))
         elif k == "mask2flow":
             out.append((MASK + variant(report, STAGE1_VARIANTS) if s["steps"] == 0 else name + variant(report), s))
         elif s["steps"] > 0:
@@ -210,8 +211,8 @@ def comparisons(labels):
     for v in (v for v in labels if v.startswith(M2F + " (")):
         suffix = v[len(M2F):]  # e.g. " (wave_loss 0.001)"
         variants += [(M2F, v, f"Config's defaults beat{suffix}", "not reported")]
-        variants += [(a + suffix, {M2F: v, MASK: own_mask(suffix)}[b], claim + suffix, paper)  # the same claims
-                     for a, b, claim, paper in COMPARISONS if a.startswith("Mask2Flow") and b in (MASK, M2F)]
+        variants += [(a + suffix, v if b == M2F else stage1_label(b, suffix), claim + suffix, paper)  # the same claims
+                     for a, b, claim, paper in COMPARISONS if a.startswith("Mask2Flow") and b in (MASK, M2F, CONTROL)]
     return [c for c in COMPARISONS + variants if c[0] in labels and c[1] in labels]
 
 
