@@ -1,6 +1,6 @@
 """
 Train Mask2Flow-TSE in two stages, as the paper does:
-  stage 1: speaker encoder + masker, loss || M * Y - S ||^2
+  stage 1: speaker encoder + masker, loss || M * Y - S ||^2 (optionally - W * SI-SDR of its waveform)
   stage 2: the DiT flow, with stage 1 frozen, loss || v(x_t, t) - (x1 - x0) ||^2
 
     python train.py --data demo                      # the offline demo corpus (data.py demo)
@@ -213,9 +213,9 @@ def stage1_field(name):
 
 
 def stage1_config(path, saved, preset, overrides):
-    """The config of a stage 2 trained on the stage-1 checkpoint at path: its front end, speaker encoder
-    and masker as saved, the DiT fields of an explicit --config preset over them, then the flags given.
-    A preset or flag that would change what stage 1 trained is refused."""
+    """The config of a run on the stage-1 checkpoint at path (a stage 2, or a stage 1 trained on): its
+    front end, speaker encoder and masker as saved, the DiT fields of an explicit --config preset over
+    them, then the flags given. A preset or flag that would change what stage 1 trained is refused."""
     asked = {f.name: getattr(preset, f.name) for f in dataclasses.fields(Config)  # a preset's loss weight is no
              if stage1_field(f.name) and f.name != "mask_wave_loss"} if preset else {}  # setting of a trained masker
     asked.update({k: v for k, v in overrides.items() if stage1_field(k)})
