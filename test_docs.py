@@ -291,6 +291,8 @@ def test_a_stage1_variant_is_compared_with_its_own_mask(tmp_path):
     assert "| the flow stage improves on its own mask (mask_wave_loss 0.01, wave_loss 0.001) (demo test, clean) | " \
            "yes (masking over-suppresses) | **yes**: +0.25 ± " in page  # against 3.00, not the other run's 1.00
     assert "2 seeds" not in page  # two maskers, not two seeds of one
+    assert "| Config's defaults beat (mask_wave_loss 0.01), mask-only (demo test, clean) | not reported | " \
+           "**no, the reverse**: -2.00 ± " in page
     write_eval(tmp_path / "control", {"mask-only": (0, [3.5] * 8)}, stage=1, config={"mask_wave_loss": 0.01})
     page = results.build(tmp_path)
     assert "| the flow stage beats the same budget spent on masking (mask_wave_loss 0.01, wave_loss 0.001) (demo test, " \

@@ -205,14 +205,16 @@ def verdict(d, note, unit=" dB"):
 
 
 def comparisons(labels):
-    """The (A, B, claim, paper) of COMPARISONS whose systems were both evaluated, and one per
-    training variant of Mask2Flow."""
+    """The (A, B, claim, paper) of COMPARISONS whose systems were both evaluated, and those of each
+    training variant of Mask2Flow and of its mask."""
     variants = []
     for v in (v for v in labels if v.startswith(M2F + " (")):
         suffix = v[len(M2F):]  # e.g. " (wave_loss 0.001)"
         variants += [(M2F, v, f"Config's defaults beat{suffix}", "not reported")]
         variants += [(a + suffix, v if b == M2F else stage1_label(b, suffix), claim + suffix, paper)  # the same claims
                      for a, b, claim, paper in COMPARISONS if a.startswith("Mask2Flow") and b in (MASK, M2F, CONTROL)]
+    for v in (v for v in labels if v.startswith(MASK + " (")):  # a stage-1 variant's mask against the default's
+        variants += [(MASK, v, f"Config's defaults beat{v[len(MASK):]}, mask-only", "not reported")]
     return [c for c in COMPARISONS + variants if c[0] in labels and c[1] in labels]
 
 
