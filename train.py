@@ -333,8 +333,8 @@ def train_stage(run, model, stage, ckpt, train_set):
     and masker, which stay frozen. ckpt: the checkpoint to resume when it is of this stage."""
     args, device, master = run.args, run.device, run.master
     resuming = ckpt is not None and ckpt["stage"] == stage
-    start_from = run.out / ("ckpt_stage1.pt" if stage == 2 else "ckpt_init.pt")  # stage 1: only when fine-tuning
-    from_checkpoint = not resuming and start_from.exists()
+    start_from = run.out / ("ckpt_stage1.pt" if stage == 2 else "ckpt_init.pt")  # stage 1: only when trained on
+    from_checkpoint = not resuming and (stage == 2 or start_from.exists())  # stage 2 always needs its stage 1
     if from_checkpoint:
         stage1_weights = torch.load(start_from, map_location="cpu", weights_only=False)["ema"]
         model.load_state_dict({k: v for k, v in stage1_weights.items() if not k.startswith("dit.")}, strict=False)
