@@ -378,7 +378,8 @@ def evaluate(args, steps):
 
         report = {"data": data_name, "root": str(root), "split": split, "label": SPLIT_LABELS.get(split, split),
                   "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
-                  "step": ckpt.get("step"), "seed": (ckpt.get("args") or {}).get("seed"), "config": ckpt["config"],
+                  "step": ckpt.get("step"), "seed": (ckpt.get("args") or {}).get("seed"),
+                  "trained_on": (ckpt.get("args") or {}).get("stage1"), "config": ckpt["config"],
                   "parameters": {"total": count_parameters(model),
                                  **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},
                   "device": str(device), "machine": device_name(device),

@@ -185,15 +185,17 @@ def test_committed_results_rebuild_from_the_evidence():
     assert (DOCS / "evidence" / "README.md").is_file()
 
 
-def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0, config=None, n_mix=4):
+def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0, config=None, n_mix=4,
+               trained_on="x/ckpt_stage1.pt"):
     """An eval JSON as `sample.py --eval` writes it, two targets per mixture: systems maps a name to
-    (steps, per-example SI-SDRi); the other metrics follow from it, and None marks a failed metric."""
+    (steps, per-example SI-SDRi); the other metrics follow from it, and None marks a failed metric.
+    trained_on: the --stage1 checkpoint the run started from (None: from scratch)."""
     mids = [f"{i // 2}000-1-0001_{i // 2}001-1-0001" for i in range(2 * n_mix)]
     examples = {"mixture_id": mids, "target_index": [1 + i % 2 for i in range(2 * n_mix)],
                 "speaker": [f"{i // 2}00{i % 2}" for i in range(2 * n_mix)]}
     mixture = [0.1 * i for i in range(2 * n_mix)]
     report = {"data": "demo", "split": split, "label": sample.SPLIT_LABELS.get(split, split), "mix_type": mix_type,
-              "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "step": 7, "seed": seed,
+              "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "step": 7, "seed": seed, "trained_on": trained_on,
               "config": {**dataclasses.asdict(CONFIGS["tiny"]), **(config or {})}, "parameters": {"total": 1234567},
               "machine": "a test machine", "torch": torch.__version__, "seconds": 1.0, "examples": examples,
               "systems": {}}
@@ -297,6 +299,18 @@ def test_a_stage1_variant_is_compared_with_its_own_mask(tmp_path):
     page = results.build(tmp_path)
     assert "| the flow stage beats the same budget spent on masking (mask_wave_loss 0.01, wave_loss 0.001) (demo test, " \
            "clean) | not reported | **no, the reverse**: -0.25 ± " in page  # against its own control
+
+
+def test_a_masker_trained_alone_is_a_mask_not_a_control(tmp_path):
+    write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [2.0] * 8)})
+    write_eval(tmp_path / "lstm", {"mask-only": (0, [1.0, 0.0] * 4), "Mask2Flow 1 step": (1, [9.0] * 8)}, stage=1,
+               config={"masker": "lstm", "mask_hidden": 96}, trained_on=None)
+    page = results.build(tmp_path)
+    row = next(line for line in page.splitlines() if line.startswith(f"| {results.MASK} (masker lstm, mask_hidden 96) | 0 |"))
+    assert "| 0.50 ± 0.00 |" in row and "`lstm` (1, 7, 0)" in row  # SI-SDRi; the run (stage, step, seed)
+    assert results.CONTROL not in page and "| 9.00 ± " not in page  # its flow is untrained
+    assert "| Config's defaults beat (masker lstm, mask_hidden 96), mask-only (demo test, clean) | not reported | " \
+           "**yes**: +0.50 ± 0.00 dB" in page
 
 
 def test_empty_evidence_says_the_results_are_being_rebuilt(tmp_path):

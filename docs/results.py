@@ -103,21 +103,26 @@ def read_evidence(folder):
 
 
 def kind(report):
-    """What a run is, from its evaluation: Mask2Flow, the fair control, or a baseline flow."""
+    """What a run is, from its evaluation: Mask2Flow, a stage 1 alone (trained on from another run's
+    stage 1: the fair control; else a masker trained from scratch), or a baseline flow."""
     systems = report["systems"]
     if "mask-only" in systems:
-        return "control" if report.get("stage") == 1 else "mask2flow"
+        if report.get("stage") != 1:
+            return "mask2flow"
+        return "control" if report.get("trained_on") else "masker"
     return "flow-only" if "x0 = mixture" in systems else "noise"
 
 
-STAGE1_VARIANTS, FLOW_VARIANTS = ("mask_wave_loss",), ("t_zero", "t_power", "wave_loss")
+STAGE1_VARIANTS = ("masker", "mask_hidden", "mask_wave_loss")
+FLOW_VARIANTS = ("t_zero", "t_power", "wave_loss")
 
 
 def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
-    """' (t_zero 0, t_power 1)' for a run trained otherwise than Config's defaults (stage 1's loss; the
-    flow's time sampler or waveform loss)."""
+    """' (t_zero 0, t_power 1)' for a run trained otherwise than Config's defaults (stage 1's masker or
+    loss; the flow's time sampler or waveform loss)."""
     cfg, default = report.get("config", {}), Config()
-    changed = [f"{f} {cfg[f]:g}" for f in fields if f in cfg and cfg[f] != getattr(default, f)]
+    changed = [f"{f} {cfg[f] if isinstance(cfg[f], str) else format(cfg[f], 'g')}"
+               for f in fields if f in cfg and cfg[f] != getattr(default, f)]
     return f" ({', '.join(changed)})" if changed else ""
 
 
@@ -135,9 +140,9 @@ def system_rows(report):
     for name, s in report["systems"].items():
         if s["steps"] is None:
             continue
-        if k == "control":
+        if k in ("control", "masker"):  # a stage 1 alone: its flow is untrained
             if s["steps"] == 0:
-                out.append((CONTROL + variant(report, STAGE1_VARIANTS), s))
+                out.append(((CONTROL if k == "control" else MASK) + variant(report, STAGE1_VARIANTS), s))
         elif k == "mask2flow":
             out.append((MASK + variant(report, STAGE1_VARIANTS) if s["steps"] == 0 else name + variant(report), s))
         elif s["steps"] > 0:
@@ -149,7 +154,7 @@ def system_rows(report):
 def conditions(ev):
     """{(data, split, mix_type): {label: [(run, report, system), one per seed]}}. A system scored again
     by another run (a variant's run re-evaluates the same masker) is kept once."""
-    order = {"mask2flow": 0, "control": 1, "flow-only": 2, "noise": 3}
+    order = {"mask2flow": 0, "masker": 1, "control": 2, "flow-only": 3, "noise": 4}
     found = sorted(((run, r) for run, v in ev["runs"].items() for r in v["reports"]), key=lambda x: order[kind(x[1])])
     out = {}
     for run, r in found:
