@@ -329,6 +329,7 @@ def evaluate(args, steps):
     device = get_device(args.device)
     ckpt_path = Path(args.ckpt) if args.ckpt else find_checkpoint()
     model, ckpt = load_model(ckpt_path, device)
+    trained_with = ckpt.get("args") or {}  # train.py's arguments (none in a shipped checkpoint)
     sr, chunk = model.cfg.sample_rate, int(args.chunk_seconds * model.cfg.sample_rate)
     root = resolve_root(args.data)
     data_name = args.data if args.data in ("demo", "LibriMix") else Path(args.data).resolve().name
@@ -378,8 +379,8 @@ def evaluate(args, steps):
 
         report = {"data": data_name, "root": str(root), "split": split, "label": SPLIT_LABELS.get(split, split),
                   "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
-                  "step": ckpt.get("step"), "seed": (ckpt.get("args") or {}).get("seed"),
-                  "trained_on": (ckpt.get("args") or {}).get("stage1"), "config": ckpt["config"],
+                  "step": ckpt.get("step"), "seed": trained_with.get("seed"),
+                  "trained_on": trained_with.get("stage1"), "config": ckpt["config"],
                   "parameters": {"total": count_parameters(model),
                                  **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},
                   "device": str(device), "machine": device_name(device),
