@@ -17,6 +17,16 @@ settings.register_profile("default", max_examples=15, deadline=None)
 settings.load_profile("default")
 
 
+@pytest.fixture(autouse=True)
+def exact_fp32():
+    """The properties below hold in fp32 to 1e-4. TF32, which cuDNN convolutions use by default on recent
+    GPUs, rounds products to 10 bits of mantissa (about 1e-3), so it is off here."""
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
 def tiny_model(device, **overrides):
     torch.manual_seed(0)
     return Mask2Flow(dataclasses.replace(TINY, **overrides)).to(device)
