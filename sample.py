@@ -423,19 +423,28 @@ def bench(args, steps):
         mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * cfg.sample_rate), generator=g)
         ref = 0.1 * torch.randn(1, int(3.0 * cfg.sample_rate), generator=g)
         model = Mask2Flow(cfg).eval()  # untrained weights take the same time as trained ones
+        if args.compile:  # CUDA graphs of each part: a batch-1 extraction is bound by kernel launches
+            for part in ("spec", "wav", "embed_speaker", "masker", "dit"):
+                setattr(model, part, torch.compile(getattr(model, part), mode="reduce-overhead"))
         for device in devices:
             model.to(device)
             r = {"config": label, "parameters": count_parameters(model), "masker_parameters": count_parameters(model.masker),
-                 "device": str(device), "device_name": device_name(device), "rtf": {}, "peak_mib": None}
+                 "device": str(device), "device_name": device_name(device), "bf16": args.bf16,
+                 "compile": args.compile, "rtf": {}, "peak_mib": None}
             for k in [0] + steps:
-                model.extract(mix.to(device), ref.to(device), steps=k)  # warm-up
+                run = lambda: model.extract(mix.to(device), ref.to(device), steps=k)
+                if args.compile:  # each extraction is a new step of the CUDA graphs, not a replay
+                    run = lambda run=run: (torch.compiler.cudagraph_mark_step_begin(), run())
+                with precision(device, args.bf16):
+                    run()  # warm-up
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
                 times = []
                 for _ in range(args.repeats):
                     t0 = time.perf_counter()
-                    model.extract(mix.to(device), ref.to(device), steps=k)
+                    with precision(device, args.bf16):
+                        run()
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     times.append(time.perf_counter() - t0)
@@ -446,8 +455,9 @@ def bench(args, steps):
             rows.append(r)
 
     ratios = [(steps[0], 0)] + [(k, steps[0]) for k in steps[1:]]  # 1 step / mask-only, N steps / 1 step
+    mode = ("bf16 autocast" if args.bf16 else "fp32") + (", torch.compile" if args.compile else "")
     print(f"\nreal-time factor (compute time / audio time, lower is faster) on {BENCH_SECONDS:.0f} s of audio, "
-          f"median of {args.repeats} runs after a warm-up\n")
+          f"{mode}, median of {args.repeats} runs after a warm-up\n")
     # of one step's time: stage 1 (STFT, speaker, masker, iSTFT) and the one DiT evaluation it adds
     print(row(["config", "params (masker)", "device", *map(steps_label, [0] + steps),
                *[f"{steps_label(a)} / {steps_label(b)}" for a, b in ratios], "stage-1 share", "DiT-step share",
@@ -505,6 +515,9 @@ def get_parser():
                    help=f"--bench: model configs to time, of {list(CONFIGS)} (default all)")
     p.add_argument("--maskers", nargs="+", choices=["conv", "lstm"], metavar="KIND",
                    help="--bench: time each config with these maskers side by side (default: the preset's)")
+    p.add_argument("--compile", action="store_true",
+                   help="--bench: torch.compile the STFT, iSTFT, speaker encoder, masker and DiT first (on cuda "
+                        "into CUDA graphs); compiling takes minutes")
     p.add_argument("--repeats", type=int, metavar="N", default=5,
                    help="--bench: timed runs per measurement, after one warm-up; the median is reported (default 5)")
     return p
