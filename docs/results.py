@@ -9,6 +9,7 @@ docs/evidence/, and from nothing else (docs/evidence/README.md says which comman
   docs/evidence/bench.json                                    python sample.py --bench -o docs/evidence/bench.json
   docs/evidence/{di,steps,example,single}.json                python docs/figures.py
   docs/evidence/speakers_<split>.json                         python docs/figures.py speakers
+  docs/evidence/gpu/*.json                                    bash docs/gpu.sh docs/evidence/gpu (needs CUDA)
 
 A section whose files are missing says which command makes them. Runs that evaluate a system of the
 same name (e.g. "Mask2Flow 1 step") are training seeds of that system. test_docs.py rebuilds both
@@ -97,6 +98,8 @@ def read_evidence(folder):
     for name in ("bench", *FIGURES):
         if (folder / f"{name}.json").is_file():
             out[name] = {**load(folder / f"{name}.json"), "_file": f"{folder.name}/{name}.json"}
+    out["gpu"] = {path.stem: {**load(path), "_file": f"{folder.name}/gpu/{path.name}"}
+                  for path in sorted((folder / "gpu").glob("*.json"))}
     out["speakers"] = [{**load(path), "_file": f"{folder.name}/{path.name}"}
                        for path in sorted(folder.glob("speakers_*.json"))]
     return out
@@ -336,22 +339,75 @@ def bench_machine(bench):
     return ", ".join(names) or "the benchmark's CPU"
 
 
-def bench_section(bench):
+def rtf_table(rows, steps, first):
+    """A table of benchmark rows, each led by first(row): the real-time factor at each step count, the
+    last / 1-step ratio and stage 1's share of a 1-step extraction, peak GPU memory."""
+    label = lambda k: "mask-only" if k == 0 else f"{k} step{'s' * (k > 1)}"
+    lines = [row([*first(None), *map(label, steps), f"{label(steps[-1])} / 1 step", "stage-1 share of 1 step",
+                  "peak GPU MiB"]), row(["---"] * (len(first(None)) + len(steps) + 3))]
+    for r in rows:
+        t = {int(k): v for k, v in r["rtf"].items()}
+        lines.append(row([*first(r), *(f"{t[k]:.4f}" for k in steps),
+                          f"{t[steps[-1]] / t[1]:.2f}x" if 1 in t and steps[-1] > 1 else "–",
+                          f"{t[0] / t[1]:.0%}" if {0, 1} <= t.keys() else "–",
+                          "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"]))
+    return lines
+
+
+def bench_section(bench, gpu=None):
     lines = ["## Size and speed", ""]
     if bench is None:
         return lines + [todo("python sample.py --bench -o docs/evidence/bench.json")]
-    steps = [0] + bench["steps"]
-    label = lambda k: "mask-only" if k == 0 else f"{k} step{'s' * (k > 1)}"
     lines += [f"Real-time factor (compute time / audio time, lower is faster) on {bench['audio_seconds']:.0f} s of "
               f"audio, median of {bench['repeats']} runs; torch {bench['torch']}. "
-              f"Source: `{bench['_file']}` (`python sample.py --bench`).", "",
-              row(["config", "parameters", "machine", *map(label, steps), "peak GPU MiB"]),
-              row(["---"] * (len(steps) + 4))]
-    for r in bench["rows"]:
-        lines.append(row([r["config"], f"{r['parameters'] / 1e6:.2f}M", f"{r['device']}: {r['device_name']}",
-                          *(f"{r['rtf'][str(k)]:.4f}" for k in steps),
-                          "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"]))
-    return lines + [""]
+              f"Source: `{bench['_file']}` (`python sample.py --bench`).", ""]
+    first = lambda r: (["config", "parameters", "machine"] if r is None else
+                       [r["config"], f"{r['parameters'] / 1e6:.2f}M", f"{r['device']}: {r['device_name']}"])
+    return lines + rtf_table(bench["rows"], [0] + bench["steps"], first) + [""] + gpu_section(gpu or {})
+def gpu_section(gpu):
+    lines = ["### On a GPU", ""]
+    if not gpu:
+        return lines + [todo("bash docs/gpu.sh docs/evidence/gpu")]
+    if "train_speed_paper" in gpu:
+        sp = gpu["train_speed_paper"]
+        lines += [f"Training step of the `{sp['config']}` preset ({sp['masker']} masker) on {sp['device']}, torch "
+                  f"{sp['torch']}: random 3 s batches made on the GPU, median of {sp['repeats']} steps after 3 "
+                  f"warm-up steps. Source: `{sp['_file']}` (`docs/train_bench.py speed`).", "",
+                  row(["batch", "precision", "stage 1 ms/step", "stage 1 examples/s", "stage 2 ms/step",
+                       "stage 2 examples/s"]), row(["---"] * 6)]
+        for (B, prec) in dict.fromkeys((r["batch"], r["precision"]) for r in sp["rows"]):
+            by = {r["stage"]: r for r in sp["rows"] if (r["batch"], r["precision"]) == (B, prec)}
+            lines.append(row([B, prec, *(f"{f(by[k])}" for k in (1, 2) for f in (
+                lambda r: f"{1000 * r['seconds']:.1f}", lambda r: f"{r['examples_per_s']:.0f}"))]))
+        lines.append("")
+    if "precision_small" in gpu:
+        pr, first = gpu["precision_small"], lambda c: c[0]
+        lines += [f"fp32 against bf16 autocast training of the `{pr['config']}` preset on {pr['device']}: the same "
+                  f"initial weights and the same {pr['steps']} batches of {pr['batch']} per stage (stage 2 on the fp32 "
+                  f"stage 1); mean loss over the first and the last {pr['every']} steps. Source: `{pr['_file']}` "
+                  "(`docs/train_bench.py precision`).", "",
+                  row(["stage", "fp32 first", "fp32 last", "bf16 first", "bf16 last", "fell, fp32", "fell, bf16"]),
+                  row(["---"] * 7)]
+        for stage in (1, 2):
+            a, b = pr["mean_loss"][f"stage{stage}_fp32"], pr["mean_loss"][f"stage{stage}_bf16"]
+            lines.append(row([stage, *(f"{x:.5f}" for x in (a[0], a[-1], b[0], b[-1])),
+                              f"{a[0] / a[-1]:.2f}x", f"{b[0] / b[-1]:.2f}x"]))
+        lines.append("")
+    benches = [b for name, b in gpu.items() if name.startswith("bench")]
+    if benches:
+        steps = sorted({0, *(k for b in benches for k in b["steps"])})
+        mode = lambda r: ("bf16 autocast" if r.get("bf16") else "fp32") + (", torch.compile" if r.get("compile") else "")
+        rows = [{**r, "_file": b["_file"]} for b in benches for r in b["rows"]]
+        first = lambda r: (["config", "parameters", "precision", "source"] if r is None else
+                           [r["config"], f"{r['parameters'] / 1e6:.2f}M", mode(r), f"`{Path(r['_file']).name}`"])
+        lines += [f"Real-time factor of extraction on {', '.join(sorted({r['device_name'] for r in rows}))}, torch "
+                  f"{', '.join(sorted({b['torch'] for b in benches}))}, batch 1, {benches[0]['audio_seconds']:.0f} s of "
+                  f"audio, median of {benches[0]['repeats']} runs after a warm-up (`python sample.py --bench --device "
+                  "cuda`, with `--bf16` or `--compile`). The rows of one file were measured side by side; eager "
+                  "extraction at batch 1 waits on the host's kernel launches, so compare rows of different files "
+                  "with care. Sources: `docs/evidence/gpu/`.", ""]
+        lines += rtf_table(rows, steps, first) + [""]
+    return lines
 
 
 def source(fig, what):
@@ -458,7 +514,7 @@ def build(evidence=EVIDENCE):
              "command that wrote it; each section names its files. `test_docs.py` fails when this page differs "
              "from what they give.", ""]
     lines += claims_section(ev, groups) + quality_section(groups, ev.get("bench")) + training_section(ev)
-    lines += bench_section(ev.get("bench")) + di_section(ev.get("di")) + steps_section(ev.get("steps"))
+    lines += bench_section(ev.get("bench"), ev.get("gpu")) + di_section(ev.get("di")) + steps_section(ev.get("steps"))
     lines += example_section(ev.get("example")) + single_section(ev.get("single"))
     lines += speakers_section(ev.get("speakers"))
     return "\n".join(lines).rstrip("\n") + "\n"
