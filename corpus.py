@@ -4,6 +4,7 @@ data.py reads it exactly as it reads LibriMix.
 
     python data.py demo           # build ./data/demo (build_demo below)
     python corpus.py voices       # measure the base voices -> docs/evidence/voices.json
+    python corpus.py pool         # a 15 MB Ogg Opus copy -> data/pool (for docs/gpu_train.sh)
 
 Real speech (speech/, CC BY 4.0): 20 LibriSpeech dev-clean readers and 4 VCTK speakers. Synthetic
 speech: sentences of a little grammar spoken by Debian's flite and festival voices, each base voice
@@ -34,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from data import SAMPLE_RATE, AudioError, DataError, LibriMix, crop, load_audio, rms_db, speaker_of, write_csv
+from data import (SAMPLE_RATE, AudioError, DataError, DynamicMix, LibriMix, crop, libri2mix_dir, load_audio, rms_db,
+                  speaker_of, write_csv)
 
 SPEECH = Path(__file__).resolve().parent / "speech"
 
@@ -418,6 +420,60 @@ def build_demo(out="data/demo", sizes=DEMO_SIZES, seed=0, workers=2, force=False
           f"(test-synth); held-out readers: {', '.join(REAL_HELD_OUT['dev'])} (dev), {', '.join(REAL_HELD_OUT['test'])} (test)")
 
 
+
+# --- a small copy for a machine without the voices or with little room ---
+
+def build_pool(src="data/demo", out="data/pool", max_mb=15.0, max_seconds=3.5, dev_mixtures=50, quality=0.96):
+    """Copy the demo corpus in Ogg Opus (about 17 kbit/s at quality 0.96) into at most max_mb: the
+    dev mixtures, their sources and enrollments; and train-100's source utterances, cropped to
+    max_seconds, taken one per speaker in turn until the budget is spent. train-100 holds sources only
+    (its CSV pairs them), for `train.py --dynamic-mix`, which draws fresh mixtures anyway. Made for
+    a lent GPU machine, which has no flite or sox and takes 64 MiB with the repository."""
+    t0, src_dir, out = time.time(), libri2mix_dir(Path(src)) / "wav16k" / "min", Path(out)
+    if out.exists():
+        raise DataError(f"{out} exists; choose another --out or delete it")
+    mode_dir, budget = out / "Libri2Mix" / "wav16k" / "min", max_mb * 1e6
+    opus = lambda x, path: (path.parent.mkdir(parents=True, exist_ok=True),
+                            sf.write(path, x, SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=quality))
+    dev = LibriMix(src, "dev", segment=None)  # its fixed enrollments too
+    rows, enrolls = [], []
+    for mid, mix, (s1, s2), _ in dev.mixtures[:dev_mixtures]:
+        new = {sub: f"dev/{sub}/{mid}.ogg" for sub in ("mix_clean", "s1", "s2")}
+        for sub, f in zip(new, (mix, s1, s2)):
+            opus(load_audio(f), mode_dir / new[sub])
+        rows.append(dict(mixture_ID=mid, original_mixture_ID=mid, mixture_path=new["mix_clean"],
+                         source_1_path=new["s1"], source_2_path=new["s2"], length=sf.info(s1).frames))
+        for k in (1, 2):
+            if (mid, k) in dev.fixed:
+                e = f"dev/{dev.fixed[mid, k].parent.name}/{dev.fixed[mid, k].stem}.ogg"  # a source of dev
+                if not (mode_dir / e).is_file():
+                    opus(load_audio(dev.fixed[mid, k]), mode_dir / e)
+                enrolls.append(dict(mixture_ID=mid, target_index=k, enrollment_path=e))
+    (mode_dir / "metadata").mkdir(parents=True)
+    write_csv(mode_dir / "metadata" / "mixture_dev_mix_clean.csv", rows)
+    write_csv(mode_dir / "metadata" / "enrollment_dev.csv", enrolls)
+    used = sum(f.stat().st_size for f in out.rglob("*.ogg"))
+
+    train = DynamicMix(src, "train-100")
+    turns = zip_longest(*(train.utts[s] for s in sorted(train.utts)))  # one utterance per speaker in turn
+    pool = []
+    for u, f in (x for turn in turns for x in turn if x):
+        if used > budget:
+            break
+        x = load_audio(f)[:int(max_seconds * SAMPLE_RATE)]
+        opus(x, mode_dir / "train-100" / "s1" / f"{u}.ogg")
+        used += (mode_dir / "train-100" / "s1" / f"{u}.ogg").stat().st_size
+        pool.append((u, len(x)))
+    path = lambda u: f"train-100/s1/{u}.ogg"
+    write_csv(mode_dir / "metadata" / "mixture_train-100_mix_clean.csv", [dict(
+        mixture_ID=f"{a}_{b}", original_mixture_ID=f"{a}_{b}", mixture_path=f"train-100/mix_clean/{a}_{b}.wav",
+        source_1_path=path(a), source_2_path=path(b), length=max(n, m))
+        for (a, n), (b, m) in zip(pool[0::2], pool[1::2] + pool[:1])])
+    speakers = {speaker_of(u) for u, _ in pool}
+    print(f"wrote {out}: {len(rows)} dev mixtures, {len(pool)} training utterances of {len(speakers)} speakers "
+          f"(of {sum(map(len, train.utts.values()))} utterances, {len(train.utts)} speakers), "
+          f"{used / 1e6:.1f} MB, in {time.time() - t0:.0f} s; train on it with --dynamic-mix")
+
 # --- the voice inventory, measured ---
 
 def median_f0(x, rate=SAMPLE_RATE, lo=50, hi=400):
@@ -486,14 +542,23 @@ def measure_voices(out="docs/evidence/voices.json", n=8, seed=0, threshold=0.8, 
 
 if __name__ == "__main__":
     import argparse
-    parser = argparse.ArgumentParser(description="The voice inventory of the demo corpus (build it: python data.py demo).")
+    parser = argparse.ArgumentParser(description="The demo corpus's voice inventory and its small copy (build it: python data.py demo).")
     sub = parser.add_subparsers(dest="command", required=True)
     voices = sub.add_parser("voices", help="measure how distinct the base voices are (resemblyzer) and their F0")
     voices.add_argument("--out", default="docs/evidence/voices.json")
     voices.add_argument("--sentences", type=int, default=8)
+    pool = sub.add_parser("pool", help="a small Ogg Opus copy (dev, and train-100's sources for --dynamic-mix), "
+                                       "e.g. for a GPU machine without flite or sox")
+    pool.add_argument("--data", default="data/demo", help="the demo corpus (default data/demo)")
+    pool.add_argument("--out", default="data/pool")
+    pool.add_argument("--max-mb", type=float, default=15.0, help="size budget in MB (default 15)")
+    pool.add_argument("--max-seconds", type=float, default=3.5, help="crop training utterances (default 3.5)")
     args = parser.parse_args()
     try:
-        measure_voices(args.out, args.sentences)
+        if args.command == "pool":
+            build_pool(args.data, args.out, args.max_mb, args.max_seconds)
+        else:
+            measure_voices(args.out, args.sentences)
     except (DataError, AudioError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import sample
 import train
+from corpus import build_pool
 from data import DynamicMix
 from mask2flow import CONFIGS
 from test_data import make_librimix
@@ -272,3 +274,25 @@ def test_dynamic_mix_trains_on_fresh_mixtures_and_resumes_with_them(corpus, tmp_
     assert torch.load(tmp_path / "dm" / "ckpt_last.pt", weights_only=False)["args"]["dynamic_mix"]
     train.main(["--out", str(tmp_path / "dm"), "--resume"])
     assert len(built) == 2  # the run's own setting comes back
+
+
+@pytest.mark.slow
+def test_gpu_train_script_trains_from_the_small_copy(corpus, tmp_path):
+    """corpus.py pool, then docs/gpu_train.sh (DEVICE=cpu, tiny preset): the Opus copy decodes, both
+    stages train with dynamic mixing, and the checkpoint it brings back loads for evaluation."""
+    pool = tmp_path / "pool"
+    build_pool(corpus, pool, max_mb=1, dev_mixtures=4)
+    files = [f for f in pool.rglob("*") if f.is_file() and f.suffix != ".csv"]
+    assert files and all(f.suffix == ".ogg" for f in files)
+    env = {**os.environ, "DEVICE": "cpu", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    script = lambda *argv, pool=pool: subprocess.run(["bash", REPO / "docs" / "gpu_train.sh", *map(str, argv)],
+                                                     env={**env, "POOL": str(pool)}, capture_output=True, text=True,
+                                                     timeout=300)
+    r = script(tmp_path / "out", "tiny", 2, 2, 5, 5, "--config", "tiny", "--batch-size", "2", "--workers", "0",
+               "--segment", "0.5", "--enroll-segment", "0.5", "--eval-examples", "2", "--eval-every", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    model, _ = sample.load_model(tmp_path / "out" / "tiny.pt", torch.device("cpu"))
+    rows = list(csv.DictReader((tmp_path / "out" / "tiny_log.csv").read_text().splitlines()))
+    assert {r["stage"] for r in rows} == {"1", "2"} and rows[-1]["step"] == "2"
+    r = script(tmp_path / "out", "tiny", 2, 2, 5, 5, pool=tmp_path / "nothing")
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
