@@ -1,8 +1,8 @@
 r"""
 The figures of the readings, regenerated from checkpoints. Run from the repository root:
 
-    python docs/figures.py all --ckpt runs/demo-m2f/ckpt_best.pt --flow-only runs/demo-mixture/ckpt_best.pt \
-        --noise runs/demo-noise/ckpt_best.pt --control runs/demo-mask/ckpt_best.pt --data demo --limit 50
+    python docs/figures.py all --ckpt runs/demo-m2f/ckpt_last.pt --flow-only runs/demo-mixture/ckpt_last.pt \
+        --noise runs/demo-noise/ckpt_last.pt --control runs/demo-mask/ckpt_last.pt --data demo --limit 50
     python docs/figures.py di            # delete/insert proportions (paper Figure 2) -> di.png, di.json
     python docs/figures.py spectrograms  # Figure 5, over-suppression -> spectrograms.png, oversuppression.png,
                                          #   example.json

@@ -46,8 +46,8 @@ REBUILD = """_The results of the current model are being rebuilt: docs/evidence/
 For each trained run `RUN` (docs/README.md lists the runs and the commands that train them):
 
 ```
-python sample.py --ckpt runs/RUN/ckpt_best.pt --eval --data demo --limit 200 -o docs/evidence/RUN
-python sample.py --ckpt runs/RUN/ckpt_best.pt --eval --data demo --limit 200 --noisy -o docs/evidence/RUN
+python sample.py --ckpt runs/RUN/ckpt_last.pt --eval --data demo --limit 100 -o docs/evidence/RUN
+python sample.py --ckpt runs/RUN/ckpt_last.pt --eval --data demo --limit 100 --noisy -o docs/evidence/RUN
 cp runs/RUN/log.csv docs/evidence/RUN/
 ```
 
