@@ -301,6 +301,15 @@ def test_a_stage1_variant_is_compared_with_its_own_mask(tmp_path):
            "clean) | not reported | **no, the reverse**: -0.25 ± " in page  # against its own control
 
 
+def test_variants_are_named_against_their_preset():
+    """A small-preset run is no variant; a wider DiT on it is one, named by what differs."""
+    small = dataclasses.asdict(CONFIGS["small"])
+    assert results.variant({"config": small}) == ""
+    wide = {**small, "dit_width": 192, "dit_depth": 4, "wave_loss": 0.001}
+    assert results.variant({"config": wide}) == " (dit_width 192, dit_depth 4, wave_loss 0.001)"
+    assert results.variant({"config": dataclasses.asdict(CONFIGS["paper"])}) == ""
+
+
 def test_a_masker_trained_alone_is_a_mask_not_a_control(tmp_path):
     write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [2.0] * 8)})
     write_eval(tmp_path / "lstm", {"mask-only": (0, [1.0, 0.0] * 4), "Mask2Flow 1 step": (1, [9.0] * 8)}, stage=1,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from mask2flow import Config  # noqa: E402
+from mask2flow import CONFIGS  # noqa: E402
 from sample import METRICS, cell, mean_ci, row  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
@@ -117,13 +117,14 @@ def kind(report):
 
 
 STAGE1_VARIANTS = ("masker", "mask_hidden", "mask_wave_loss")
-FLOW_VARIANTS = ("t_zero", "t_power", "wave_loss")
+FLOW_VARIANTS = ("dit_width", "dit_depth", "t_zero", "t_power", "wave_loss")
 
 
 def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
-    """' (t_zero 0, t_power 1)' for a run trained otherwise than Config's defaults (stage 1's masker or
-    loss; the flow's time sampler or waveform loss)."""
-    cfg, default = report.get("config", {}), Config()
+    """' (t_zero 0, t_power 1)' for a run trained otherwise than its preset, the one of CONFIGS its
+    config is closest to (stage 1's masker or loss; the flow's DiT size, time sampler or waveform loss)."""
+    cfg = report.get("config", {})
+    default = min(CONFIGS.values(), key=lambda p: sum(v != getattr(p, f, v) for f, v in cfg.items()))
     changed = [f"{f} {cfg[f] if isinstance(cfg[f], str) else format(cfg[f], 'g')}"
                for f in fields if f in cfg and cfg[f] != getattr(default, f)]
     return f" ({', '.join(changed)})" if changed else ""
