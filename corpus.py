@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from data import (SAMPLE_RATE, AudioError, DataError, DynamicMix, LibriMix, crop, libri2mix_dir, load_audio, rms_db,
-                  speaker_of, write_csv)
+from data import (SAMPLE_RATE, AudioError, DataError, DynamicMix, LibriMix, crop, load_audio, rms_db, speaker_of,
+                  write_csv)
 
 SPEECH = Path(__file__).resolve().parent / "speech"
 
@@ -420,16 +420,15 @@ def build_demo(out="data/demo", sizes=DEMO_SIZES, seed=0, workers=2, force=False
           f"(test-synth); held-out readers: {', '.join(REAL_HELD_OUT['dev'])} (dev), {', '.join(REAL_HELD_OUT['test'])} (test)")
 
 
-
 # --- a small copy for a machine without the voices or with little room ---
 
 def build_pool(src="data/demo", out="data/pool", max_mb=15.0, max_seconds=3.5, dev_mixtures=50, quality=0.96):
-    """Copy the demo corpus in Ogg Opus (about 17 kbit/s at quality 0.96) into at most max_mb: the
+    """Copy the demo corpus in Ogg Opus (about 17 kbit/s at quality 0.96) into about max_mb: the
     dev mixtures, their sources and enrollments; and train-100's source utterances, cropped to
     max_seconds, taken one per speaker in turn until the budget is spent. train-100 holds sources only
     (its CSV pairs them), for `train.py --dynamic-mix`, which draws fresh mixtures anyway. Made for
     a lent GPU machine, which has no flite or sox and takes 64 MiB with the repository."""
-    t0, src_dir, out = time.time(), libri2mix_dir(Path(src)) / "wav16k" / "min", Path(out)
+    t0, out = time.time(), Path(out)
     if out.exists():
         raise DataError(f"{out} exists; choose another --out or delete it")
     mode_dir, budget = out / "Libri2Mix" / "wav16k" / "min", max_mb * 1e6
@@ -467,8 +466,8 @@ def build_pool(src="data/demo", out="data/pool", max_mb=15.0, max_seconds=3.5, d
     path = lambda u: f"train-100/s1/{u}.ogg"
     write_csv(mode_dir / "metadata" / "mixture_train-100_mix_clean.csv", [dict(
         mixture_ID=f"{a}_{b}", original_mixture_ID=f"{a}_{b}", mixture_path=f"train-100/mix_clean/{a}_{b}.wav",
-        source_1_path=path(a), source_2_path=path(b), length=max(n, m))
-        for (a, n), (b, m) in zip(pool[0::2], pool[1::2] + pool[:1])])
+        source_1_path=path(a), source_2_path=path(b), length=min(n, m))
+        for (a, n), (b, m) in zip(pool[0::2], pool[1::2] + pool[:1])])  # an odd last one pairs with the first
     speakers = {speaker_of(u) for u, _ in pool}
     print(f"wrote {out}: {len(rows)} dev mixtures, {len(pool)} training utterances of {len(speakers)} speakers "
           f"(of {sum(map(len, train.utts.values()))} utterances, {len(train.utts)} speakers), "

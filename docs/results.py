@@ -348,7 +348,7 @@ def rtf_table(rows, steps, first):
                   "peak GPU MiB"]), row(["---"] * (len(first(None)) + len(steps) + 3))]
     for r in rows:
         t = {int(k): v for k, v in r["rtf"].items()}
-        lines.append(row([*first(r), *(f"{t[k]:.4f}" for k in steps),
+        lines.append(row([*first(r), *(f"{t[k]:.4f}" if k in t else "–" for k in steps),
                           f"{t[steps[-1]] / t[1]:.2f}x" if 1 in t and steps[-1] > 1 else "–",
                           f"{t[0] / t[1]:.0%}" if {0, 1} <= t.keys() else "–",
                           "–" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"]))
@@ -365,6 +365,8 @@ def bench_section(bench, gpu=None):
     first = lambda r: (["config", "parameters", "machine"] if r is None else
                        [r["config"], f"{r['parameters'] / 1e6:.2f}M", f"{r['device']}: {r['device_name']}"])
     return lines + rtf_table(bench["rows"], [0] + bench["steps"], first) + [""] + gpu_section(gpu or {})
+
+
 def gpu_section(gpu):
     lines = ["### On a GPU", ""]
     if not gpu:
@@ -376,13 +378,13 @@ def gpu_section(gpu):
                   f"warm-up steps. Source: `{sp['_file']}` (`docs/train_bench.py speed`).", "",
                   row(["batch", "precision", "stage 1 ms/step", "stage 1 examples/s", "stage 2 ms/step",
                        "stage 2 examples/s"]), row(["---"] * 6)]
+        cells = lambda r: [f"{1000 * r['seconds']:.1f}", f"{r['examples_per_s']:.0f}"]
         for (B, prec) in dict.fromkeys((r["batch"], r["precision"]) for r in sp["rows"]):
             by = {r["stage"]: r for r in sp["rows"] if (r["batch"], r["precision"]) == (B, prec)}
-            lines.append(row([B, prec, *(f"{f(by[k])}" for k in (1, 2) for f in (
-                lambda r: f"{1000 * r['seconds']:.1f}", lambda r: f"{r['examples_per_s']:.0f}"))]))
+            lines.append(row([B, prec, *cells(by[1]), *cells(by[2])]))
         lines.append("")
     if "precision_small" in gpu:
-        pr, first = gpu["precision_small"], lambda c: c[0]
+        pr = gpu["precision_small"]
         lines += [f"fp32 against bf16 autocast training of the `{pr['config']}` preset on {pr['device']}: the same "
                   f"initial weights and the same {pr['steps']} batches of {pr['batch']} per stage (stage 2 on the fp32 "
                   f"stage 1); mean loss over the first and the last {pr['every']} steps. Source: `{pr['_file']}` "
