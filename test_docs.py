@@ -308,6 +308,11 @@ def test_variants_are_named_against_their_preset():
     wide = {**small, "dit_width": 192, "dit_depth": 4, "wave_loss": 0.001}
     assert results.variant({"config": wide}) == " (dit_width 192, dit_depth 4, wave_loss 0.001)"
     assert results.variant({"config": dataclasses.asdict(CONFIGS["paper"])}) == ""
+    m2f = results.M2F
+    labels = {m2f, results.MASK, f"{m2f} (wave_loss 0.001)", f"{m2f} (dit_width 192, dit_depth 4, wave_loss 0.001)"}
+    claims = {(a, b, claim) for a, b, claim, _ in results.comparisons(labels)}
+    assert (f"{m2f} (wave_loss 0.001)", f"{m2f} (dit_width 192, dit_depth 4, wave_loss 0.001)",
+            "the preset's DiT size beats (dit_width 192, dit_depth 4, wave_loss 0.001)") in claims
 
 
 def test_a_masker_trained_alone_is_a_mask_not_a_control(tmp_path):

@@ -157,14 +157,17 @@ def system_rows(report):
 
 def conditions(ev):
     """{(data, split, mix_type): {label: [(run, report, system), one per seed]}}. A system scored again
-    by another run (a variant's run re-evaluates the same masker) is kept once."""
+    by another run (a variant's run re-evaluates the same masker) is kept once: scores that agree to
+    the last stored digits on every example, as the thread count may leave them, are the same system."""
+    same = lambda a, b: a.keys() == b.keys() and all(
+        (x is None) == (y is None) and (x is None or abs(x - y) < 1e-3) for m in a for x, y in zip(a[m], b[m]))
     order = {"mask2flow": 0, "masker": 1, "control": 2, "flow-only": 3, "noise": 4}
     found = sorted(((run, r) for run, v in ev["runs"].items() for r in v["reports"]), key=lambda x: order[kind(x[1])])
     out = {}
     for run, r in found:
         labels = out.setdefault((r["data"], r["split"], r["mix_type"]), {})
         for label, s in system_rows(r):
-            if all(s["scores"] != other["scores"] for _, _, other in labels.get(label, [])):
+            if not any(same(s["scores"], other["scores"]) for _, _, other in labels.get(label, [])):
                 labels.setdefault(label, []).append((run, r, s))
     return dict(sorted(out.items()))
 
@@ -220,6 +223,10 @@ def comparisons(labels):
     for v in (v for v in labels if v.startswith(M2F + " (")):
         suffix = v[len(M2F):]  # e.g. " (wave_loss 0.001)"
         variants += [(M2F, v, f"Config's defaults beat{suffix}", "not reported")]
+        parts = suffix.strip(" ()").split(", ")
+        rest = [p for p in parts if p.split(" ")[0] not in ("dit_width", "dit_depth")]
+        if rest and len(rest) < len(parts):  # a DiT of another size against the same recipe at the preset's
+            variants += [(f"{M2F} ({', '.join(rest)})", v, f"the preset's DiT size beats{suffix}", "not reported")]
         variants += [(a + suffix, v if b == M2F else stage1_label(b, suffix), claim + suffix, paper)  # the same claims
                      for a, b, claim, paper in COMPARISONS if a.startswith("Mask2Flow") and b in (MASK, M2F, CONTROL)]
     for v in (v for v in labels if v.startswith(MASK + " (")):  # a stage-1 variant's mask against the default's
