@@ -291,8 +291,9 @@ def test_gpu_train_script_trains_from_the_small_copy(corpus, tmp_path):
     r = script(tmp_path / "out", "tiny", 2, 2, 5, 5, "--config", "tiny", "--batch-size", "2", "--workers", "0",
                "--segment", "0.5", "--enroll-segment", "0.5", "--eval-examples", "2", "--eval-every", "1")
     assert r.returncode == 0, r.stderr[-2000:]
-    model, _ = sample.load_model(tmp_path / "out" / "tiny.pt", torch.device("cpu"))
+    sample.load_model(tmp_path / "out" / "tiny.pt", torch.device("cpu"))  # what --eval will read
     rows = list(csv.DictReader((tmp_path / "out" / "tiny_log.csv").read_text().splitlines()))
     assert {r["stage"] for r in rows} == {"1", "2"} and rows[-1]["step"] == "2"
-    r = script(tmp_path / "out", "tiny", 2, 2, 5, 5, pool=tmp_path / "nothing")
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+    for argv, pool in (((tmp_path / "new", "tiny"), tmp_path / "nothing"), ((tmp_path / "out", "tiny"), pool)):
+        r = script(*argv, 2, 2, 5, 5, pool=pool)  # no pool; a result already there is never overwritten
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1

@@ -17,6 +17,7 @@ shift 6
 pool=${POOL:-data/pool}
 [ -f "$pool/Libri2Mix/wav16k/min/metadata/mixture_train-100_mix_clean.csv" ] ||
     { echo "error: $pool holds no pool; make it with python corpus.py pool --out $pool" >&2; exit 2; }
+[ ! -e "$out/$name.pt" ] || { echo "error: $out/$name.pt exists; choose another NAME" >&2; exit 2; }
 device=${DEVICE:-cuda}
 [ "$device" = cpu ] || python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print(torch.cuda.get_device_name())"
 # decoding Opus costs the data loader five times what WAV does: decode the copy once, to WAV
