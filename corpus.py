@@ -423,7 +423,7 @@ def build_demo(out="data/demo", sizes=DEMO_SIZES, seed=0, workers=2, force=False
 # --- a small copy for a machine without the voices or with little room ---
 
 def build_pool(src="data/demo", out="data/pool", max_mb=15.0, max_seconds=3.5, dev_mixtures=50, quality=0.96):
-    """Copy the demo corpus in Ogg Opus (about 17 kbit/s at quality 0.96) into about max_mb: the
+    """Copy the demo corpus in Ogg Opus (compression level `quality`) into about max_mb: the
     dev mixtures, their sources and enrollments; and train-100's source utterances, cropped to
     max_seconds, taken one per speaker in turn until the budget is spent. train-100 holds sources only
     (its CSV pairs them), for `train.py --dynamic-mix`, which draws fresh mixtures anyway. Made for
@@ -438,15 +438,17 @@ def build_pool(src="data/demo", out="data/pool", max_mb=15.0, max_seconds=3.5, d
     rows, enrolls = [], []
     for mid, mix, (s1, s2), _ in dev.mixtures[:dev_mixtures]:
         new = {sub: f"dev/{sub}/{mid}.ogg" for sub in ("mix_clean", "s1", "s2")}
-        for sub, f in zip(new, (mix, s1, s2)):
-            opus(load_audio(f), mode_dir / new[sub])
+        audio = {sub: load_audio(f) for sub, f in zip(new, (mix, s1, s2))}
+        for sub, x in audio.items():
+            opus(x, mode_dir / new[sub])
         rows.append(dict(mixture_ID=mid, original_mixture_ID=mid, mixture_path=new["mix_clean"],
-                         source_1_path=new["s1"], source_2_path=new["s2"], length=sf.info(s1).frames))
+                         source_1_path=new["s1"], source_2_path=new["s2"], length=len(audio["s1"])))
         for k in (1, 2):
             if (mid, k) in dev.fixed:
-                e = f"dev/{dev.fixed[mid, k].parent.name}/{dev.fixed[mid, k].stem}.ogg"  # a source of dev
+                enroll = dev.fixed[mid, k]
+                e = f"dev/{enroll.parent.name}/{enroll.stem}.ogg"  # a source of dev
                 if not (mode_dir / e).is_file():
-                    opus(load_audio(dev.fixed[mid, k]), mode_dir / e)
+                    opus(load_audio(enroll), mode_dir / e)
                 enrolls.append(dict(mixture_ID=mid, target_index=k, enrollment_path=e))
     (mode_dir / "metadata").mkdir(parents=True)
     write_csv(mode_dir / "metadata" / "mixture_dev_mix_clean.csv", rows)
@@ -455,15 +457,14 @@ def build_pool(src="data/demo", out="data/pool", max_mb=15.0, max_seconds=3.5, d
 
     train = DynamicMix(src, "train-100")
     turns = zip_longest(*(train.utts[s] for s in sorted(train.utts)))  # one utterance per speaker in turn
-    pool = []
+    pool, path = [], lambda u: f"train-100/s1/{u}.ogg"
     for u, f in (x for turn in turns for x in turn if x):
         if used > budget:
             break
-        x = load_audio(f)[:int(max_seconds * SAMPLE_RATE)]
-        opus(x, mode_dir / "train-100" / "s1" / f"{u}.ogg")
-        used += (mode_dir / "train-100" / "s1" / f"{u}.ogg").stat().st_size
+        x, dst = load_audio(f)[:int(max_seconds * SAMPLE_RATE)], mode_dir / path(u)
+        opus(x, dst)
+        used += dst.stat().st_size
         pool.append((u, len(x)))
-    path = lambda u: f"train-100/s1/{u}.ogg"
     write_csv(mode_dir / "metadata" / "mixture_train-100_mix_clean.csv", [dict(
         mixture_ID=f"{a}_{b}", original_mixture_ID=f"{a}_{b}", mixture_path=f"train-100/mix_clean/{a}_{b}.wav",
         source_1_path=path(a), source_2_path=path(b), length=min(n, m))

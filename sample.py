@@ -412,6 +412,11 @@ def evaluate(args, steps):
 # speed
 
 
+def bench_mode(bf16, compiled):
+    """How a benchmark ran, as its report and results.py name it."""
+    return ("bf16 autocast" if bf16 else "fp32") + (", torch.compile" if compiled else "")
+
+
 def bench(args, steps):
     devices = ([torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
                if args.device == "auto" else [get_device(args.device)])
@@ -432,19 +437,19 @@ def bench(args, steps):
                  "device": str(device), "device_name": device_name(device), "bf16": args.bf16,
                  "compile": args.compile, "rtf": {}, "peak_mib": None}
             for k in [0] + steps:
-                run = lambda: model.extract(mix.to(device), ref.to(device), steps=k)
-                if args.compile:  # each extraction is a new step of the CUDA graphs, not a replay
-                    run = lambda run=run: (torch.compiler.cudagraph_mark_step_begin(), run())
-                with precision(device, args.bf16):
-                    run()  # warm-up
+                def run():
+                    if args.compile:  # each extraction is a new step of the CUDA graphs, not a replay
+                        torch.compiler.cudagraph_mark_step_begin()
+                    with precision(device, args.bf16):
+                        model.extract(mix.to(device), ref.to(device), steps=k)
+                run()  # warm-up
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
                 times = []
                 for _ in range(args.repeats):
                     t0 = time.perf_counter()
-                    with precision(device, args.bf16):
-                        run()
+                    run()
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     times.append(time.perf_counter() - t0)
@@ -455,9 +460,8 @@ def bench(args, steps):
             rows.append(r)
 
     ratios = [(steps[0], 0)] + [(k, steps[0]) for k in steps[1:]]  # 1 step / mask-only, N steps / 1 step
-    mode = ("bf16 autocast" if args.bf16 else "fp32") + (", torch.compile" if args.compile else "")
     print(f"\nreal-time factor (compute time / audio time, lower is faster) on {BENCH_SECONDS:.0f} s of audio, "
-          f"{mode}, median of {args.repeats} runs after a warm-up\n")
+          f"{bench_mode(args.bf16, args.compile)}, median of {args.repeats} runs after a warm-up\n")
     # of one step's time: stage 1 (STFT, speaker, masker, iSTFT) and the one DiT evaluation it adds
     print(row(["config", "params (masker)", "device", *map(steps_label, [0] + steps),
                *[f"{steps_label(a)} / {steps_label(b)}" for a, b in ratios], "stage-1 share", "DiT-step share",

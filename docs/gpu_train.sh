@@ -20,7 +20,7 @@ pool=${POOL:-data/pool}
 [ ! -e "$out/$name.pt" ] || { echo "error: $out/$name.pt exists; choose another NAME" >&2; exit 2; }
 device=${DEVICE:-cuda}
 [ "$device" = cpu ] || python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print(torch.cuda.get_device_name())"
-# decoding Opus costs the data loader five times what WAV does: decode the copy once, to WAV
+# decoding Opus would cost the data loader far more than reading WAV: decode the copy once, to WAV
 data=$(mktemp -d)/pool
 cp -r "$pool" "$data"
 python3 -c "import sys, soundfile as sf; from pathlib import Path; from multiprocessing import Pool

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from mask2flow import CONFIGS  # noqa: E402
-from sample import METRICS, cell, mean_ci, row  # noqa: E402
+from sample import METRICS, bench_mode, cell, mean_ci, row  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
 RERUN = "`python docs/results.py`"
@@ -406,10 +406,10 @@ def gpu_section(gpu):
     benches = [b for name, b in gpu.items() if name.startswith("bench")]
     if benches:
         steps = sorted({0, *(k for b in benches for k in b["steps"])})
-        mode = lambda r: ("bf16 autocast" if r.get("bf16") else "fp32") + (", torch.compile" if r.get("compile") else "")
         rows = [{**r, "_file": b["_file"]} for b in benches for r in b["rows"]]
         first = lambda r: (["config", "parameters", "precision", "source"] if r is None else
-                           [r["config"], f"{r['parameters'] / 1e6:.2f}M", mode(r), f"`{Path(r['_file']).name}`"])
+                           [r["config"], f"{r['parameters'] / 1e6:.2f}M", bench_mode(r.get("bf16"), r.get("compile")),
+                            f"`{Path(r['_file']).name}`"])
         lines += [f"Real-time factor of extraction on {', '.join(sorted({r['device_name'] for r in rows}))}, torch "
                   f"{', '.join(sorted({b['torch'] for b in benches}))}, batch 1, {benches[0]['audio_seconds']:.0f} s of "
                   f"audio, median of {benches[0]['repeats']} runs after a warm-up (`python sample.py --bench --device "
