@@ -158,19 +158,20 @@ class SpeakerEncoder(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        C, D = cfg.spk_channels, cfg.spk_hidden
-        self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else C, C, 3, stride=(2, 1), padding=1)
-                                    for i in range(cfg.spk_layers)])  # stride 2 in frequency only
+        C, D, s = cfg.spk_channels, cfg.spk_hidden, cfg.spk_stride
+        self.stride = s
+        self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else C, C, 3, stride=(2, s), padding=1)
+                                    for i in range(cfg.spk_layers)])  # stride 2 in frequency, s in time
         self.proj = nn.Conv1d(C * halved(cfg.n_freqs, cfg.spk_layers), D, 1)
         self.attention = nn.Sequential(nn.Conv1d(D, D // 4, 1), nn.Tanh(), nn.Conv1d(D // 4, 1, 1))
         self.out = nn.Linear(2 * D, cfg.spk_dim)
 
     def forward(self, logmag, mask):
         """logmag (B, 1, F, T), mask (B, T) bool -> (B, E) with ||e|| = 1."""
-        m = mask[:, None, None, :].float()  # (B, 1, 1, T)
-        h = logmag * m
+        h = logmag * mask[:, None, None, :]
         for conv in self.convs:
-            h = F.relu(conv(h)) * m
+            mask = mask[:, ::self.stride]  # a frame is real if the centre of its window is
+            h = F.relu(conv(h)) * mask[:, None, None, :]  # (B, C, F', T')
         h = h.flatten(1, 2)  # (B, C * F', T)
         h = F.relu(self.proj(h))  # (B, D, T)
         score = self.attention(h).masked_fill(~mask[:, None, :], float("-inf"))
@@ -233,8 +234,10 @@ class TCNBlock(nn.Module):
 class Masker(nn.Module):
     """Y (compressed) -> mask in [0, 1]. 2-D convs with FiLM over (F, T) (the first two halve the
     frequency axis), a 1x1 bottleneck to H channels per frame, then over time either a temporal
-    conv net (masker "conv": TCN blocks with dilations 1, 2, ... 128 frames) or a BiLSTM
-    ("lstm", the earlier design), and a 1x1 conv back to every bin."""
+    conv net (masker "conv": TCN blocks with dilations 1, 2, ... 128 steps) or a BiLSTM
+    ("lstm", the earlier design), and a 1x1 conv back to every bin. With mask_stride s > 1 the TCN
+    runs on groups of s frames (a strided conv down, a transposed conv up, added back to the
+    per-frame features): s times less of its work, and s times its reach in frames."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -249,7 +252,10 @@ class Masker(nn.Module):
         self.acts = nn.ModuleList([nn.PReLU(C) for _ in range(cfg.mask_layers)])
         self.bottleneck = nn.Conv1d(C * halved(cfg.n_freqs, min(2, cfg.mask_layers)), H, 1)
         if cfg.masker == "conv":
+            self.stride = s = cfg.mask_stride
+            self.down = nn.Conv1d(H, H, s, stride=s) if s > 1 else nn.Identity()
             self.blocks = nn.ModuleList([TCNBlock(H, E, 2 ** (i % 8)) for i in range(cfg.mask_blocks)])
+            self.up = nn.ConvTranspose1d(H, H, s, stride=s) if s > 1 else nn.Identity()
             self.out = nn.Conv1d(H, cfg.n_freqs, 1)
         else:
             self.film = FiLM(E, H)
@@ -265,8 +271,12 @@ class Masker(nn.Module):
             h = act(film(norm(conv(h)), spk)) * m[:, :, None]  # (B, C, F', T), padded frames zeroed
         h = self.bottleneck(h.flatten(1, 2)) * m  # (B, H, T)
         if self.kind == "conv":
+            T, s = h.shape[-1], self.stride
+            ms = F.max_pool1d(F.pad(m, (0, -T % s)), s)  # (B, 1, T/s): a group is real if a frame is
+            g = self.down(F.pad(h, (0, -T % s))) * ms  # (B, H, T/s)
             for block in self.blocks:
-                h = block(h, spk, m)
+                g = block(g, spk, ms)
+            h = h + self.up(g)[..., :T] * m if s > 1 else g
         else:  # the LSTM reads only the real frames of each example
             n = frames.sum(-1).cpu()
             h = nn.utils.rnn.pack_padded_sequence(self.film(h, spk).transpose(1, 2), n, batch_first=True,
@@ -398,12 +408,14 @@ class Config:
     spk_layers: int = 3
     spk_hidden: int = 64
     spk_dim: int = 64  # E
+    spk_stride: int = 1  # time stride of each conv layer: the embedding pools over time anyway
     # stage 1 masker
     masker: str = "conv"  # over time: "conv" (TCN blocks, parallel) or "lstm" (BiLSTM, the earlier design)
     mask_channels: int = 8  # C of the 2-D convs
     mask_layers: int = 2  # 2-D convs (the first two halve F); the TCN or LSTM gives the time context
     mask_hidden: int = 64  # H per frame after the bottleneck
-    mask_blocks: int = 8  # TCN blocks (masker "conv"), dilations 1, 2, ... 128 frames
+    mask_blocks: int = 8  # TCN blocks (masker "conv"), dilations 1, 2, ... 128 steps
+    mask_stride: int = 1  # frames per TCN step (masker "conv"): > 1 runs the TCN at a lower frame rate
     mask_lstm_layers: int = 1  # BiLSTM layers (masker "lstm")
     mask_wave_loss: float = 0.0  # weight of -SI-SDR (dB) of the masked mixture's waveform; 0: the MSE alone
     # stage 2 DiT
@@ -427,10 +439,11 @@ class Config:
 
 CONFIGS = {
     "tiny": Config(),  # tests
-    "small": Config(patch=1, dit_width=128, dit_depth=3),  # CPU demos: a DiT with room to beat the mask
-    "paper": Config(spk_channels=32, spk_hidden=256, spk_dim=256,
-                    mask_channels=16, mask_hidden=512, mask_lstm_layers=2,
-                    patch=4, dit_width=640, dit_depth=9, dit_heads=8),
+    "small": Config(spk_stride=2, mask_stride=2,  # CPU demos: a stage 1 at half the frame rate, and
+                    patch=2, dit_width=128, dit_depth=3),  # a DiT with room to beat the mask
+    "paper": Config(spk_channels=32, spk_hidden=256, spk_dim=256, spk_stride=2,
+                    mask_channels=16, mask_hidden=512, mask_lstm_layers=2, mask_stride=2,
+                    patch=8, dit_width=640, dit_depth=9, dit_heads=8),
 }
 
 

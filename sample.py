@@ -417,14 +417,20 @@ def bench_mode(bf16, compiled):
     return ("bf16 autocast" if bf16 else "fp32") + (", torch.compile" if compiled else "")
 
 
+# The presets before their speed-up (--before): a BiLSTM after four 2-D convs in stage 1, the speaker
+# encoder at the full frame rate, and DiT tokens of half as many frames.
+BEFORE = {"small": dict(masker="lstm", mask_layers=4, spk_stride=1, patch=1),
+          "paper": dict(masker="lstm", mask_layers=4, spk_stride=1, patch=4)}
+
+
 def bench(args, steps):
     devices = ([torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
                if args.device == "auto" else [get_device(args.device)])
     g = torch.Generator().manual_seed(0)
     rows = []
-    for name, masker in [(n, m) for n in args.configs for m in args.maskers or [CONFIGS[n].masker]]:
-        cfg = dataclasses.replace(CONFIGS[name], masker=masker)
-        label = name if masker == CONFIGS[name].masker else f"{name}, {masker} masker"
+    for name, before in [(n, b) for n in args.configs for b in [False] + [True] * (args.before and n in BEFORE)]:
+        cfg = dataclasses.replace(CONFIGS[name], **BEFORE[name]) if before else CONFIGS[name]
+        label = f"{name}, before" if before else name
         mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * cfg.sample_rate), generator=g)
         ref = 0.1 * torch.randn(1, int(3.0 * cfg.sample_rate), generator=g)
         model = Mask2Flow(cfg).eval()  # untrained weights take the same time as trained ones
@@ -517,8 +523,9 @@ def get_parser():
     p.add_argument("--bench", action="store_true", help="measure real-time factors instead")
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", default=list(CONFIGS),
                    help=f"--bench: model configs to time, of {list(CONFIGS)} (default all)")
-    p.add_argument("--maskers", nargs="+", choices=["conv", "lstm"], metavar="KIND",
-                   help="--bench: time each config with these maskers side by side (default: the preset's)")
+    p.add_argument("--before", action="store_true",
+                   help="--bench: also time small and paper as they were before their speed-up (BiLSTM masker, "
+                        "speaker encoder at the full frame rate, shorter DiT tokens), side by side")
     p.add_argument("--compile", action="store_true",
                    help="--bench: torch.compile the STFT, iSTFT, speaker encoder, masker and DiT first (on cuda "
                         "into CUDA graphs); compiling takes minutes")

@@ -151,8 +151,9 @@ def test_shapes_and_ranges(device, B, L, Le, seed):
 
 @pytest.mark.parametrize("device", DEVICES)
 @given(Le=st.integers(300, 8000), pad=st.integers(1, 4000), seed=st.integers(0, 99))
-def test_speaker_embedding_ignores_zero_padding(device, Le, pad, seed):
-    model = tiny_model(device).eval()
+@pytest.mark.parametrize("stride", [1, 4])
+def test_speaker_embedding_ignores_zero_padding(device, Le, pad, seed, stride):
+    model = tiny_model(device, spk_stride=stride).eval()
     for p in model.speaker.parameters():  # random weights, so the test does not pass by accident
         torch.nn.init.normal_(p, std=0.2)
     ref = random_audio(seed, 1, Le, device=device)
@@ -324,11 +325,13 @@ def padded_batch(device, lengths=(5000, 7000, 2600), ref_lengths=(3000, 4500, 18
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("masker, wave_loss", [("conv", 0.0), ("lstm", 0.0), ("conv", 0.01)])
-def test_padding_changes_no_result(device, masker, wave_loss):
-    """Loss and extraction of each example are the same alone and zero-padded in a batch."""
-    model = nontrivial(tiny_model(device, masker=masker, t_zero=1.0, wave_loss=wave_loss,
-                                      mask_wave_loss=wave_loss))  # t = 0 for all
+@pytest.mark.parametrize("masker, wave_loss, stride", [("conv", 0.0, 1), ("lstm", 0.0, 1), ("conv", 0.01, 1),
+                                                     ("conv", 0.0, 3)])
+def test_padding_changes_no_result(device, masker, wave_loss, stride):
+    """Loss and extraction of each example are the same alone and zero-padded in a batch; also with
+    the speaker encoder and the TCN strided in time (groups that straddle the end of an example)."""
+    model = nontrivial(tiny_model(device, masker=masker, t_zero=1.0, wave_loss=wave_loss, mask_wave_loss=wave_loss,
+                                  spk_stride=stride, mask_stride=stride))  # t = 0 for all
     alone, (mix, target, ref), lengths, ref_lengths = padded_batch(device)
     for stage in (1, 2):
         batch_loss = model(mix, target, ref, ref_lengths, stage=stage, lengths=lengths)

@@ -478,6 +478,18 @@ def test_bench_tiny_on_cpu(tmp_path, capsys):
     assert "1 step / mask-only" in capsys.readouterr().out
 
 
+def test_bench_before_times_the_earlier_preset_beside_today(tmp_path, monkeypatch):
+    """--before adds a row for each preset as it was (BiLSTM masker...), built from that layout."""
+    built = []
+    monkeypatch.setattr(sample, "Mask2Flow", lambda cfg: built.append(cfg) or Mask2Flow(CONFIGS["tiny"]))  # time tiny's
+    out = tmp_path / "bench.json"
+    assert sample.main(["--bench", "--configs", "small", "tiny", "--before", "--device", "cpu", "--repeats", "1",
+                        "--eval-steps", "1", "-o", str(out)]) == 0
+    assert [r["config"] for r in json.loads(out.read_text())["rows"]] == ["small", "small, before", "tiny"]
+    assert built[0] == CONFIGS["small"] and built[2] == CONFIGS["tiny"]
+    assert built[1].masker == "lstm" and built[1].patch == 1 and built[1].spk_stride == 1
+
+
 def test_bench_compile_and_bf16_reach_every_part(tmp_path, monkeypatch):
     """--compile compiles the STFT, the iSTFT, the speaker encoder, the masker and the DiT (a batch-1
     extraction is launch-bound everywhere), and the report says which precision and mode it timed."""
