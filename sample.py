@@ -417,57 +417,66 @@ def bench_mode(bf16, compiled):
     return ("bf16 autocast" if bf16 else "fp32") + (", torch.compile" if compiled else "")
 
 
-# The presets before their speed-up (--before): a BiLSTM after four 2-D convs in stage 1, the speaker
-# encoder at the full frame rate, and DiT tokens of half as many frames.
-BEFORE = {"small": dict(masker="lstm", mask_layers=4, spk_stride=1, patch=1),
-          "paper": dict(masker="lstm", mask_layers=4, spk_stride=1, patch=4)}
+# The paper preset before its CPU speed-up (--before): a BiLSTM of width 512 after four 2-D convs in
+# stage 1, and DiT tokens of 4 frames instead of 8.
+BEFORE = {"paper": dict(masker="lstm", mask_layers=4, mask_hidden=512, patch=4)}
 
 
 def bench(args, steps):
     devices = ([torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
                if args.device == "auto" else [get_device(args.device)])
     g = torch.Generator().manual_seed(0)
-    rows = []
+    rate = CONFIGS[args.configs[0]].sample_rate  # every preset's
+    mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * rate), generator=g)
+    ref = 0.1 * torch.randn(1, int(3.0 * rate), generator=g)
+    models = []
     for name, before in [(n, b) for n in args.configs for b in [False] + [True] * (args.before and n in BEFORE)]:
-        cfg = dataclasses.replace(CONFIGS[name], **BEFORE[name]) if before else CONFIGS[name]
-        label = f"{name}, before" if before else name
-        mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * cfg.sample_rate), generator=g)
-        ref = 0.1 * torch.randn(1, int(3.0 * cfg.sample_rate), generator=g)
-        model = Mask2Flow(cfg).eval()  # untrained weights take the same time as trained ones
+        model = Mask2Flow(dataclasses.replace(CONFIGS[name], **BEFORE[name]) if before else CONFIGS[name]).eval()
         if args.compile:  # CUDA graphs of each part: a batch-1 extraction is bound by kernel launches
             for part in ("spec", "wav", "embed_speaker", "masker", "dit"):
                 setattr(model, part, torch.compile(getattr(model, part), mode="reduce-overhead"))
-        for device in devices:
+        models.append((f"{name}, before" if before else name, model))  # untrained: as fast as trained
+
+    def extraction(model, device, k):
+        def run():
+            if args.compile:  # each extraction is a new step of the CUDA graphs, not a replay
+                torch.compiler.cudagraph_mark_step_begin()
+            with precision(device, args.bf16):
+                model.extract(mix.to(device), ref.to(device), steps=k)
+        return run
+
+    rows = []
+    for device in devices:
+        table, runs = [], {}
+        for label, model in models:
             model.to(device)
-            r = {"config": label, "parameters": count_parameters(model), "masker_parameters": count_parameters(model.masker),
-                 "device": str(device), "device_name": device_name(device), "bf16": args.bf16,
-                 "compile": args.compile, "rtf": {}, "peak_mib": None}
-            for k in [0] + steps:
-                def run():
-                    if args.compile:  # each extraction is a new step of the CUDA graphs, not a replay
-                        torch.compiler.cudagraph_mark_step_begin()
-                    with precision(device, args.bf16):
-                        model.extract(mix.to(device), ref.to(device), steps=k)
-                run()  # warm-up
+            table.append({"config": label, "parameters": count_parameters(model),
+                          "masker_parameters": count_parameters(model.masker), "device": str(device),
+                          "device_name": device_name(device), "bf16": args.bf16, "compile": args.compile,
+                          "rtf": {}, "peak_mib": None})
+            runs.update({(len(table) - 1, k): extraction(model, device, k) for k in [0] + steps})
+        for run in runs.values():
+            run()  # warm-up
+        times = {key: [] for key in runs}
+        for _ in range(args.repeats):  # round robin: a busy moment of the machine slows every measurement alike
+            for (i, k), run in runs.items():
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
-                times = []
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    run()
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    times.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                run()
                 if device.type == "cuda":
-                    r["peak_mib"] = max(r["peak_mib"] or 0, torch.cuda.max_memory_allocated() / 2**20)
-                r["rtf"][k] = float(np.median(times)) / BENCH_SECONDS  # the median shrugs off a busy moment
-                print(f"{label} on {device}, {steps_label(k)}: RTF {r['rtf'][k]:.4f}", file=sys.stderr)
-            rows.append(r)
+                    torch.cuda.synchronize()
+                    table[i]["peak_mib"] = max(table[i]["peak_mib"] or 0, torch.cuda.max_memory_allocated() / 2**20)
+                times[(i, k)].append(time.perf_counter() - t0)
+        for (i, k), t in times.items():
+            table[i]["rtf"][k] = float(np.median(t)) / BENCH_SECONDS  # the median shrugs off a busy moment
+            print(f"{table[i]['config']} on {device}, {steps_label(k)}: RTF {table[i]['rtf'][k]:.4f}", file=sys.stderr)
+        rows += table
 
     ratios = [(steps[0], 0)] + [(k, steps[0]) for k in steps[1:]]  # 1 step / mask-only, N steps / 1 step
     print(f"\nreal-time factor (compute time / audio time, lower is faster) on {BENCH_SECONDS:.0f} s of audio, "
-          f"{bench_mode(args.bf16, args.compile)}, median of {args.repeats} runs after a warm-up\n")
+          f"{bench_mode(args.bf16, args.compile)}, median of {args.repeats} runs taken in turn after a warm-up\n")
     # of one step's time: stage 1 (STFT, speaker, masker, iSTFT) and the one DiT evaluation it adds
     print(row(["config", "params (masker)", "device", *map(steps_label, [0] + steps),
                *[f"{steps_label(a)} / {steps_label(b)}" for a, b in ratios], "stage-1 share", "DiT-step share",
@@ -524,8 +533,8 @@ def get_parser():
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", default=list(CONFIGS),
                    help=f"--bench: model configs to time, of {list(CONFIGS)} (default all)")
     p.add_argument("--before", action="store_true",
-                   help="--bench: also time small and paper as they were before their speed-up (BiLSTM masker, "
-                        "speaker encoder at the full frame rate, shorter DiT tokens), side by side")
+                   help="--bench: also time paper as it was before its CPU speed-up (BiLSTM masker, shorter "
+                        "DiT tokens), side by side")
     p.add_argument("--compile", action="store_true",
                    help="--bench: torch.compile the STFT, iSTFT, speaker encoder, masker and DiT first (on cuda "
                         "into CUDA graphs); compiling takes minutes")

@@ -302,12 +302,12 @@ def test_a_stage1_variant_is_compared_with_its_own_mask(tmp_path):
 
 
 def test_variants_are_named_against_their_preset():
-    """A run of the small preset the committed runs were trained with is no variant; a wider DiT on it
-    is one, named by what differs, and so is a run of today's small preset until they are retrained."""
-    small = dataclasses.asdict(results.TRAINED["small"])
+    """A small-preset run is no variant, also one saved before a field existed (it has the default);
+    a wider DiT or other tokens on it are variants, named by what differs."""
+    small = dataclasses.asdict(CONFIGS["small"])
     assert results.variant({"config": small}) == ""
     assert results.variant({"config": {k: v for k, v in small.items() if k not in ("spk_stride", "mask_stride")}}) == ""
-    assert results.variant({"config": dataclasses.asdict(CONFIGS["small"])}) == " (mask_stride 2, spk_stride 2, patch 2)"
+    assert results.variant({"config": {**small, "spk_stride": 2, "patch": 2}}) == " (spk_stride 2, patch 2)"
     wide = {**small, "dit_width": 192, "dit_depth": 4, "wave_loss": 0.001}
     assert results.variant({"config": wide}) == " (dit_width 192, dit_depth 4, wave_loss 0.001)"
     assert results.variant({"config": dataclasses.asdict(CONFIGS["paper"])}) == ""
@@ -437,3 +437,12 @@ def test_speakers_swaps_the_enrollment(tmp_path):
     page = results.build(tmp_path / "film")  # results.md shows the file it read
     assert "## Speaker conditioning" in page
     assert "(`film/speakers_test.json`)" in page
+
+
+def test_speedups_compare_a_preset_with_itself_before_in_the_same_run():
+    rows = [{"config": "paper", "device": "cpu", "rtf": {"0": 0.02, "1": 0.03}},
+            {"config": "paper, before", "device": "cpu", "rtf": {"0": 0.05, "1": 0.075}},
+            {"config": "small", "device": "cpu", "rtf": {"1": 0.01}}]  # no before row: no line
+    assert results.speedups(rows) == ["- `paper` on cpu: one step 2.50x as fast as before its speed-up "
+                                      "(RTF 0.0300 against 0.0750, same run)", ""]
+    assert results.speedups(rows[2:]) == []

@@ -483,11 +483,11 @@ def test_bench_before_times_the_earlier_preset_beside_today(tmp_path, monkeypatc
     built = []
     monkeypatch.setattr(sample, "Mask2Flow", lambda cfg: built.append(cfg) or Mask2Flow(CONFIGS["tiny"]))  # time tiny's
     out = tmp_path / "bench.json"
-    assert sample.main(["--bench", "--configs", "small", "tiny", "--before", "--device", "cpu", "--repeats", "1",
+    assert sample.main(["--bench", "--configs", "paper", "tiny", "--before", "--device", "cpu", "--repeats", "1",
                         "--eval-steps", "1", "-o", str(out)]) == 0
-    assert [r["config"] for r in json.loads(out.read_text())["rows"]] == ["small", "small, before", "tiny"]
-    assert built[0] == CONFIGS["small"] and built[2] == CONFIGS["tiny"]
-    assert built[1].masker == "lstm" and built[1].patch == 1 and built[1].spk_stride == 1
+    assert [r["config"] for r in json.loads(out.read_text())["rows"]] == ["paper", "paper, before", "tiny"]
+    assert built[0] == CONFIGS["paper"] and built[2] == CONFIGS["tiny"]
+    assert (built[1].masker, built[1].mask_layers, built[1].mask_hidden, built[1].patch) == ("lstm", 4, 512, 4)
 
 
 def test_bench_compile_and_bf16_reach_every_part(tmp_path, monkeypatch):

@@ -17,15 +17,15 @@ outputs with build() and readme_block() and fails on any difference.
 """
 
 import argparse
-import dataclasses
 import csv
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from mask2flow import CONFIGS, Config  # noqa: E402
+from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
 from sample import METRICS, bench_mode, cell, mean_ci, row  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
@@ -121,17 +121,12 @@ STAGE1_VARIANTS = ("masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_
 FLOW_VARIANTS = ("patch", "dit_width", "dit_depth", "t_zero", "t_power", "wave_loss")
 
 
-# The presets as the committed runs were trained, where one changed since: runs are named against
-# these until they are retrained. small: before its stage 1 at half the frame rate and 2-frame tokens.
-TRAINED = {**CONFIGS, "small": dataclasses.replace(CONFIGS["small"], spk_stride=1, mask_stride=1, patch=1)}
-
-
 def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
-    """' (t_zero 0, t_power 1)' for a run trained otherwise than its preset, the one of TRAINED its
+    """' (t_zero 0, t_power 1)' for a run trained otherwise than its preset, the one of CONFIGS its
     saved config is closest to (stage 1's layout or loss; the flow's tokens, DiT size, time sampler or
     waveform loss). A field the run's config predates has Config's default: what the model then did."""
     saved = report.get("config", {})
-    default = min(TRAINED.values(), key=lambda p: sum(v != getattr(p, f, v) for f, v in saved.items()))
+    default = min(CONFIGS.values(), key=lambda p: sum(v != getattr(p, f, v) for f, v in saved.items()))
     cfg = {**dataclasses.asdict(Config()), **saved}
     changed = [f"{f} {cfg[f] if isinstance(cfg[f], str) else format(cfg[f], 'g')}"
                for f in fields if cfg[f] != getattr(default, f)]
@@ -379,7 +374,18 @@ def bench_section(bench, gpu=None):
               f"Source: `{bench['_file']}` (`python sample.py --bench`).", ""]
     first = lambda r: (["config", "parameters", "machine"] if r is None else
                        [r["config"], f"{r['parameters'] / 1e6:.2f}M", f"{r['device']}: {r['device_name']}"])
-    return lines + rtf_table(bench["rows"], [0] + bench["steps"], first) + [""] + gpu_section(gpu or {})
+    return lines + rtf_table(bench["rows"], [0] + bench["steps"], first) + [""] + speedups(bench["rows"]) + \
+        gpu_section(gpu or {})
+
+
+def speedups(rows):
+    """How many times faster each preset's one-step extraction is than the same preset before its
+    speed-up, timed in the same run (`sample.py --bench --before`)."""
+    one = {(r["config"], r["device"]): r["rtf"]["1"] for r in rows if "1" in r["rtf"]}
+    lines = [f"- `{name}` on {device}: one step {one[(f'{name}, before', device)] / rtf:.2f}x as fast as before its "
+             f"speed-up (RTF {rtf:.4f} against {one[(f'{name}, before', device)]:.4f}, same run)"
+             for (name, device), rtf in one.items() if (f"{name}, before", device) in one]
+    return lines + [""] if lines else []
 
 
 def gpu_section(gpu):
@@ -425,6 +431,11 @@ def gpu_section(gpu):
                   "extraction at batch 1 waits on the host's kernel launches, so compare rows of different files "
                   "with care. Sources: `docs/evidence/gpu/`.", ""]
         lines += rtf_table(rows, steps, first) + [""]
+        sizes = {name: count_parameters(Mask2Flow(cfg)) for name, cfg in CONFIGS.items()}
+        earlier = sorted({r["config"] for r in rows if sizes.get(r["config"], r["parameters"]) != r["parameters"]})
+        lines += [f"The `{name}` rows above were timed on an earlier layout of that preset: today's has "
+                  f"{sizes[name] / 1e6:.2f}M parameters (`python mask2flow.py`)." for name in earlier]
+        lines += [""] if earlier else []
     return lines
 
 
