@@ -4,8 +4,8 @@
 # 1. the model tests on CUDA (test_mask2flow.py's cuda half; CI runs the cpu half)
 # 2. fp32 against bf16 autocast training, same weights and batches (docs/train_bench.py precision)
 # 3. seconds per paper-preset training step at batch 8 and 32 (docs/train_bench.py speed)
-# 4. real-time factors of both presets and of both as they were before (--before), 1 / 4 / 8 steps
-#    (sample.py --bench), fp32 and bf16;
+# 4. real-time factors of both presets and of paper as it was before its CPU speed-up (--before),
+#    1 / 4 / 8 steps (sample.py --bench), fp32 and bf16;
 #    then the paper preset eager and under torch.compile (CUDA graphs), side by side
 # 5. train.py on cuda, alone and under torchrun, and sample.py on cuda against cpu (no file kept)
 # Copy its files to docs/evidence/gpu/ only after reading them (then python docs/results.py).
