@@ -11,10 +11,13 @@ downmixed, processed in overlapping chunks and written back at the input's rate 
 """
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
+import os
 import platform
+import shutil
 import sys
 import time
 import warnings
@@ -417,29 +420,43 @@ def bench_mode(bf16, compiled):
     return ("bf16 autocast" if bf16 else "fp32") + (", torch.compile" if compiled else "")
 
 
-# The paper preset before its CPU speed-up (--before): a BiLSTM of width 512 after four 2-D convs in
-# stage 1, and DiT tokens of 4 frames instead of 8.
-BEFORE = {"paper": dict(masker="lstm", mask_layers=4, mask_hidden=512, patch=4)}
+# The presets before their CPU speed-up (--before): a BiLSTM masker after four 2-D convs, and for paper
+# a wider one (512) and DiT tokens of 4 frames instead of 8.
+BEFORE = {"small": dict(masker="lstm", mask_layers=4),
+          "paper": dict(masker="lstm", mask_layers=4, mask_hidden=512, patch=4)}
+COMPILED_PARTS = ("spec", "wav", "embed_speaker", "masker", "dit")
+
+
+def compiled(model):
+    """A copy of model whose parts run under torch.compile; on cuda as CUDA graphs, since a batch-1
+    extraction there waits on kernel launches."""
+    model = copy.deepcopy(model)
+    for part in COMPILED_PARTS:
+        setattr(model, part, torch.compile(getattr(model, part), mode="reduce-overhead"))
+    return model
 
 
 def bench(args, steps):
     devices = ([torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
                if args.device == "auto" else [get_device(args.device)])
+    if args.compile and torch.device("cpu") in devices and not shutil.which(os.environ.get("CXX", "g++")):
+        raise InputError("--compile on the cpu needs a C++ compiler (Debian: sudo apt-get install g++), "
+                         "or time --device cuda alone")
     g = torch.Generator().manual_seed(0)
     rate = CONFIGS[args.configs[0]].sample_rate  # every preset's
     mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * rate), generator=g)
     ref = 0.1 * torch.randn(1, int(3.0 * rate), generator=g)
-    models = []
+    models = []  # (label, model, compiled): untrained, as fast as trained
     for name, before in [(n, b) for n in args.configs for b in [False] + [True] * (args.before and n in BEFORE)]:
         model = Mask2Flow(dataclasses.replace(CONFIGS[name], **BEFORE[name]) if before else CONFIGS[name]).eval()
-        if args.compile:  # CUDA graphs of each part: a batch-1 extraction is bound by kernel launches
-            for part in ("spec", "wav", "embed_speaker", "masker", "dit"):
-                setattr(model, part, torch.compile(getattr(model, part), mode="reduce-overhead"))
-        models.append((f"{name}, before" if before else name, model))  # untrained: as fast as trained
+        label = f"{name}, before" if before else name
+        models.append((label, model, False))
+        if args.compile:  # timed beside the eager model, in the same run
+            models.append((f"{label}, torch.compile", compiled(model), True))
 
-    def extraction(model, device, k):
+    def extraction(model, device, k, is_compiled):
         def run():
-            if args.compile:  # each extraction is a new step of the CUDA graphs, not a replay
+            if is_compiled:  # each extraction is a new step of the CUDA graphs, not a replay
                 torch.compiler.cudagraph_mark_step_begin()
             with precision(device, args.bf16):
                 model.extract(mix.to(device), ref.to(device), steps=k)
@@ -448,13 +465,13 @@ def bench(args, steps):
     rows = []
     for device in devices:
         table, runs = [], {}
-        for label, model in models:
+        for label, model, is_compiled in models:
             model.to(device)
             table.append({"config": label, "parameters": count_parameters(model),
                           "masker_parameters": count_parameters(model.masker), "device": str(device),
-                          "device_name": device_name(device), "bf16": args.bf16, "compile": args.compile,
+                          "device_name": device_name(device), "bf16": args.bf16, "compile": is_compiled,
                           "rtf": {}, "peak_mib": None})
-            runs.update({(len(table) - 1, k): extraction(model, device, k) for k in [0] + steps})
+            runs.update({(len(table) - 1, k): extraction(model, device, k, is_compiled) for k in [0] + steps})
         for run in runs.values():
             run()  # warm-up
         times = {key: [] for key in runs}
@@ -476,7 +493,8 @@ def bench(args, steps):
 
     ratios = [(steps[0], 0)] + [(k, steps[0]) for k in steps[1:]]  # 1 step / mask-only, N steps / 1 step
     print(f"\nreal-time factor (compute time / audio time, lower is faster) on {BENCH_SECONDS:.0f} s of audio, "
-          f"{bench_mode(args.bf16, args.compile)}, median of {args.repeats} runs taken in turn after a warm-up\n")
+          f"{bench_mode(args.bf16, False)}{', eager and under torch.compile' * args.compile}, "
+          f"median of {args.repeats} runs taken in turn after a warm-up\n")
     # of one step's time: stage 1 (STFT, speaker, masker, iSTFT) and the one DiT evaluation it adds
     print(row(["config", "params (masker)", "device", *map(steps_label, [0] + steps),
                *[f"{steps_label(a)} / {steps_label(b)}" for a, b in ratios], "stage-1 share", "DiT-step share",
@@ -533,11 +551,11 @@ def get_parser():
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", default=list(CONFIGS),
                    help=f"--bench: model configs to time, of {list(CONFIGS)} (default all)")
     p.add_argument("--before", action="store_true",
-                   help="--bench: also time paper as it was before its CPU speed-up (BiLSTM masker, shorter "
-                        "DiT tokens), side by side")
+                   help="--bench: also time each preset as it was before its CPU speed-up (BiLSTM masker; for "
+                        "paper also shorter DiT tokens), side by side")
     p.add_argument("--compile", action="store_true",
-                   help="--bench: torch.compile the STFT, iSTFT, speaker encoder, masker and DiT first (on cuda "
-                        "into CUDA graphs); compiling takes minutes")
+                   help="--bench: also time each model with its STFT, iSTFT, speaker encoder, masker and DiT under "
+                        "torch.compile (on cuda as CUDA graphs), side by side; compiling takes minutes")
     p.add_argument("--repeats", type=int, metavar="N", default=5,
                    help="--bench: timed runs per measurement, after one warm-up; the median is reported (default 5)")
     return p

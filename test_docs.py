@@ -441,8 +441,14 @@ def test_speakers_swaps_the_enrollment(tmp_path):
 
 def test_speedups_compare_a_preset_with_itself_before_in_the_same_run():
     rows = [{"config": "paper", "device": "cpu", "rtf": {"0": 0.02, "1": 0.03}},
+            {"config": "paper, torch.compile", "device": "cpu", "rtf": {"1": 0.025}},
             {"config": "paper, before", "device": "cpu", "rtf": {"0": 0.05, "1": 0.075}},
+            {"config": "paper, before, torch.compile", "device": "cpu", "rtf": {"1": 0.05}},
             {"config": "small", "device": "cpu", "rtf": {"1": 0.01}}]  # no before row: no line
-    assert results.speedups(rows) == ["- `paper` on cpu: one step 2.50x as fast as before its speed-up "
-                                      "(RTF 0.0300 against 0.0750, same run)", ""]
-    assert results.speedups(rows[2:]) == []
+    assert results.speedups(rows) == [
+        "- `paper` on cpu: one step 2.50x as fast as `paper, before` (RTF 0.0300 against 0.0750, same run)",
+        "- `paper, torch.compile` on cpu: one step 2.00x as fast as `paper, before, torch.compile` "
+        "(RTF 0.0250 against 0.0500, same run)",
+        "- `paper, torch.compile` on cpu: one step 3.00x as fast as `paper, before` (RTF 0.0250 against 0.0750, "
+        "same run)", ""]
+    assert results.speedups(rows[4:]) == []

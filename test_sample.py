@@ -489,11 +489,23 @@ def test_bench_before_times_the_earlier_preset_beside_today(tmp_path, monkeypatc
     assert [r["config"] for r in json.loads(out.read_text())["rows"]] == ["paper", "paper, before", "tiny"]
     assert built[0] == CONFIGS["paper"] and built[2] == CONFIGS["tiny"]
     assert (built[1].masker, built[1].mask_layers, built[1].mask_hidden, built[1].patch) == ("lstm", 4, 512, 4)
+    assert sample.main(["--bench", "--configs", "small", "--before", "--device", "cpu", "--repeats", "1",
+                        "--eval-steps", "1", "-o", str(out)]) == 0
+    assert (built[4].masker, built[4].mask_layers, built[4].patch) == ("lstm", 4, CONFIGS["small"].patch)
+
+
+def test_bench_compile_on_cpu_without_a_compiler_says_so(tmp_path, monkeypatch, capsys):
+    """Inductor builds C++ for the cpu: without a compiler, one error line instead of a traceback."""
+    monkeypatch.setattr(sample.shutil, "which", lambda name: None)
+    assert sample.main(["--bench", "--configs", "tiny", "--device", "cpu", "--compile",
+                        "-o", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "C++ compiler" in err[0] and not (tmp_path / "b.json").exists()
 
 
 def test_bench_compile_and_bf16_reach_every_part(tmp_path, monkeypatch):
-    """--compile compiles the STFT, the iSTFT, the speaker encoder, the masker and the DiT (a batch-1
-    extraction is launch-bound everywhere), and the report says which precision and mode it timed."""
+    """--compile times a copy with the STFT, the iSTFT, the speaker encoder, the masker and the DiT
+    compiled beside the eager model, and the report says which precision and mode each row timed."""
     compiled = []
 
     def compile_nothing(f, mode=None):  # records what would be compiled; compiling takes minutes on a CPU
@@ -504,5 +516,6 @@ def test_bench_compile_and_bf16_reach_every_part(tmp_path, monkeypatch):
     assert sample.main(["--bench", "--configs", "tiny", "--device", "cpu", "--repeats", "1", "--eval-steps", "1",
                         "--compile", "--bf16", "-o", str(out)]) == 0
     assert compiled == [(name, "reduce-overhead") for name in ("spec", "wav", "embed_speaker", "Masker", "DiT")]
-    row = json.loads(out.read_text())["rows"][0]
-    assert row["compile"] is True and row["bf16"] is True
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["config"], r["compile"], r["bf16"]) for r in rows] == [("tiny", False, True),
+                                                                     ("tiny, torch.compile", True, True)]

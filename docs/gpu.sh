@@ -4,7 +4,7 @@
 # 1. the model tests on CUDA (test_mask2flow.py's cuda half; CI runs the cpu half)
 # 2. fp32 against bf16 autocast training, same weights and batches (docs/train_bench.py precision)
 # 3. seconds per paper-preset training step at batch 8 and 32 (docs/train_bench.py speed)
-# 4. real-time factors of both presets and of paper as it was before its CPU speed-up (--before),
+# 4. real-time factors of both presets and of each as it was before its CPU speed-up (--before),
 #    1 / 4 / 8 steps (sample.py --bench), fp32 and bf16;
 #    then the paper preset eager and under torch.compile (CUDA graphs), side by side
 # 5. train.py on cuda, alone and under torchrun, and sample.py on cuda against cpu (no file kept)
@@ -20,7 +20,6 @@ python3 docs/train_bench.py speed --config paper --batch 8 32 --device cuda --ou
 python3 sample.py --bench --configs small paper --before --eval-steps 1 4 8 --device cuda \
     -o "$out/bench_cuda.json"
 python3 sample.py --bench --configs small paper --eval-steps 1 4 8 --device cuda --bf16 -o "$out/bench_cuda_bf16.json"
-python3 sample.py --bench --configs paper --eval-steps 1 4 8 --device cuda -o "$out/bench_cuda_eager.json"
 python3 sample.py --bench --configs paper --eval-steps 1 4 8 --device cuda --compile -o "$out/bench_cuda_compile.json"
 # 5. end to end on CUDA: both stages (tiny preset) on a small generated corpus, alone and under torchrun
 #    (NCCL, one rank); then the shipped model extracts a real two-voice mixture on cuda (fp32, bf16) and cpu

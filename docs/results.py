@@ -340,7 +340,7 @@ def training_section(ev):
 def rtf(bench, params, steps):
     """Real-time factor of a model of this size at this many steps on the benchmark's CPU, or '–'."""
     for b in (bench or {}).get("rows", []):
-        if b["device"] == "cpu" and b["parameters"] == params and str(steps) in b["rtf"]:
+        if b["device"] == "cpu" and not b.get("compile") and b["parameters"] == params and str(steps) in b["rtf"]:
             return f"{b['rtf'][str(steps)]:.4f}"
     return "–"
 
@@ -380,11 +380,17 @@ def bench_section(bench, gpu=None):
 
 def speedups(rows):
     """How many times faster each preset's one-step extraction is than the same preset before its
-    speed-up, timed in the same run (`sample.py --bench --before`)."""
+    speed-up, timed in the same run (`sample.py --bench --before`): eager against eager, and under
+    torch.compile (`--compile`) against both."""
     one = {(r["config"], r["device"]): r["rtf"]["1"] for r in rows if "1" in r["rtf"]}
-    lines = [f"- `{name}` on {device}: one step {one[(f'{name}, before', device)] / rtf:.2f}x as fast as before its "
-             f"speed-up (RTF {rtf:.4f} against {one[(f'{name}, before', device)]:.4f}, same run)"
-             for (name, device), rtf in one.items() if (f"{name}, before", device) in one]
+    C = ", torch.compile"
+    lines = []
+    for (name, device), rtf in one.items():
+        preset = name.removesuffix(C)
+        for old in [f"{preset}, before{C}"] * name.endswith(C) + [f"{preset}, before"] * (", before" not in name):
+            if (old, device) in one:
+                lines.append(f"- `{name}` on {device}: one step {one[(old, device)] / rtf:.2f}x as fast as "
+                             f"`{old}` (RTF {rtf:.4f} against {one[(old, device)]:.4f}, same run)")
     return lines + [""] if lines else []
 
 
