@@ -442,19 +442,21 @@ def bench(args, steps):
     if args.compile and torch.device("cpu") in devices and not shutil.which(os.environ.get("CXX", "g++")):
         raise InputError("--compile on the cpu needs a C++ compiler (Debian: sudo apt-get install g++), "
                          "or time --device cuda alone")
-    g = torch.Generator().manual_seed(0)
-    rate = CONFIGS[args.configs[0]].sample_rate  # every preset's
-    mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * rate), generator=g)
-    ref = 0.1 * torch.randn(1, int(3.0 * rate), generator=g)
-    models = []  # (label, model, compiled): untrained, as fast as trained
+    models = []  # (label, model, compiled, checkpoint); the presets untrained, as fast as trained
     for name, before in [(n, b) for n in args.configs for b in [False] + [True] * (args.before and n in BEFORE)]:
         model = Mask2Flow(dataclasses.replace(CONFIGS[name], **BEFORE[name]) if before else CONFIGS[name]).eval()
-        label = f"{name}, before" if before else name
-        models.append((label, model, False))
-        if args.compile:  # timed beside the eager model, in the same run
-            models.append((f"{label}, torch.compile", compiled(model), True))
+        models.append((f"{name}, before" if before else name, model, False, None))
+    if args.ckpt:  # a trained model of any layout, named after its run folder
+        model = load_model(args.ckpt, torch.device("cpu"))[0]
+        models.append((Path(args.ckpt).resolve().parent.name, model, False, str(args.ckpt)))
+    if args.compile:  # each timed beside its eager self, in the same run
+        models += [(f"{label}, torch.compile", compiled(model), True, ckpt) for label, model, _, ckpt in list(models)]
 
     def extraction(model, device, k, is_compiled):
+        g, rate = torch.Generator().manual_seed(0), model.cfg.sample_rate
+        mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * rate), generator=g)
+        ref = 0.1 * torch.randn(1, int(3.0 * rate), generator=g)
+
         def run():
             if is_compiled:  # each extraction is a new step of the CUDA graphs, not a replay
                 torch.compiler.cudagraph_mark_step_begin()
@@ -465,9 +467,9 @@ def bench(args, steps):
     rows = []
     for device in devices:
         table, runs = [], {}
-        for label, model, is_compiled in models:
+        for label, model, is_compiled, ckpt in models:
             model.to(device)
-            table.append({"config": label, "parameters": count_parameters(model),
+            table.append({"config": label, "checkpoint": ckpt, "parameters": count_parameters(model),
                           "masker_parameters": count_parameters(model.masker), "device": str(device),
                           "device_name": device_name(device), "bf16": args.bf16, "compile": is_compiled,
                           "rtf": {}, "peak_mib": None})
@@ -526,7 +528,8 @@ def get_parser():
                    "with --eval the folder of the JSON results (default: the checkpoint's folder); "
                    "with --bench the JSON table (default <repo>/runs/bench.json)")
     p.add_argument("--ckpt", metavar="PATH", help="checkpoint (default: the newest finished Mask2Flow model, "
-                   "runs/*/ckpt_best.pt of stage 2 with start masked, else pretrained/demo.pt)")
+                   "runs/*/ckpt_best.pt of stage 2 with start masked, else pretrained/demo.pt); "
+                   "with --bench, also time it beside the presets")
     p.add_argument("--steps", type=int, metavar="N", default=1,
                    help="Euler steps of the flow; 0 = mask-only (default 1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",

@@ -439,6 +439,17 @@ def test_speakers_swaps_the_enrollment(tmp_path):
     assert "(`film/speakers_test.json`)" in page
 
 
+def test_rtf_is_the_runs_own_when_timed_else_a_preset_of_its_size():
+    bench = {"rows": [{"config": "small", "checkpoint": None, "device": "cpu", "parameters": 5, "rtf": {"1": 0.02}},
+                      {"config": "run-b", "checkpoint": "runs/run-b/ckpt_last.pt", "device": "cpu", "parameters": 5,
+                       "rtf": {"1": 0.01}},
+                      {"config": "small, torch.compile", "compile": True, "device": "cpu", "parameters": 5,
+                       "rtf": {"1": 0.001}}]}
+    assert results.rtf(bench, 5, 1, "run-b") == "0.0100"  # its own checkpoint's timing
+    assert results.rtf(bench, 5, 1, "run-a") == "0.0200"  # another run's is no preset: the eager preset's
+    assert results.rtf(bench, 6, 1, "run-a") == "–" and results.rtf(bench, 5, 4, "run-b") == "–"
+
+
 def test_speedups_compare_a_preset_with_itself_before_in_the_same_run():
     rows = [{"config": "paper", "device": "cpu", "rtf": {"0": 0.02, "1": 0.03}},
             {"config": "paper, torch.compile", "device": "cpu", "rtf": {"1": 0.025}},

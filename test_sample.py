@@ -494,6 +494,16 @@ def test_bench_before_times_the_earlier_preset_beside_today(tmp_path, monkeypatc
     assert (built[4].masker, built[4].mask_layers, built[4].patch) == ("lstm", 4, CONFIGS["small"].patch)
 
 
+def test_bench_times_a_checkpoint_beside_the_presets(tmp_path, ckpt):
+    """--bench --ckpt adds the trained model (any layout), named after its run folder."""
+    out = tmp_path / "bench.json"
+    assert sample.main(["--bench", "--configs", "tiny", "--ckpt", str(ckpt), "--device", "cpu", "--repeats", "1",
+                        "--eval-steps", "1", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["config"], r["checkpoint"]) for r in rows] == [("tiny", None), (ckpt.parent.name, str(ckpt))]
+    assert set(rows[1]["rtf"]) == {"0", "1"}
+
+
 def test_bench_compile_on_cpu_without_a_compiler_says_so(tmp_path, monkeypatch, capsys):
     """Inductor builds C++ for the cpu: without a compiler, one error line instead of a traceback."""
     monkeypatch.setattr(sample.shutil, "which", lambda name: None)

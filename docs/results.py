@@ -287,8 +287,8 @@ def quality_section(groups, bench=None, mix_types=("clean", "noisy"), level="###
     lines.append("Mean ± the half-width of its 95% interval, clustered by mixture (the two targets of one mixture "
                  "are not independent: `sample.py:mean_ci`). SI-SDRi is the SI-SDR gain over the mixture. Source: "
                  "the `eval_*.json` files of `python sample.py --eval` in docs/evidence. RTF: compute time over "
-                 f"audio time of a model of that size and step count on {bench_machine(bench)}, from "
-                 "`python sample.py --bench` (– where it timed no such model).")
+                 f"audio time of that run's model, or else of a preset of that size, at that step count on "
+                 f"{bench_machine(bench)}, from `python sample.py --bench` (– where it timed no such model).")
     for (data, split, mix_type), labels in groups.items():
         if mix_type not in mix_types:
             continue
@@ -305,7 +305,7 @@ def quality_section(groups, bench=None, mix_types=("clean", "noisy"), level="###
                 total, seed = (r.get("parameters") or {}).get("total"), r.get("seed")
                 failed |= any(isinstance(m, dict) and m["n_failed"] for m in s["metrics"].values())
                 lines.append(row([label, s["steps"], *(cell(s["metrics"].get(k)) for k in METRICS), r["n"],
-                                  f"{total / 1e6:.2f}M" if total else "–", rtf(bench, total, s["steps"]),
+                                  f"{total / 1e6:.2f}M" if total else "–", rtf(bench, total, s["steps"], run),
                                   f"`{run}` ({r.get('stage')}, {r.get('step')}, {'–' if seed is None else seed})"]))
         reports = list({id(r): r for _, r, _ in entries}.values())
         lines += ["", f"Measured on {', '.join(sorted({r['machine'] for r in reports}))}; torch {first['torch']}; "
@@ -337,11 +337,14 @@ def training_section(ev):
     return lines + [""]
 
 
-def rtf(bench, params, steps):
-    """Real-time factor of a model of this size at this many steps on the benchmark's CPU, or '–'."""
-    for b in (bench or {}).get("rows", []):
-        if b["device"] == "cpu" and not b.get("compile") and b["parameters"] == params and str(steps) in b["rtf"]:
-            return f"{b['rtf'][str(steps)]:.4f}"
+def rtf(bench, params, steps, run):
+    """Real-time factor at this many steps on the benchmark's CPU, eager, of this run's checkpoint if it
+    was timed (`--bench --ckpt`), else of a preset of this size; or '–'."""
+    rows = [b for b in (bench or {}).get("rows", [])
+            if b["device"] == "cpu" and not b.get("compile") and str(steps) in b["rtf"]]
+    for b in [b for b in rows if b.get("checkpoint") and b["config"] == run] or \
+            [b for b in rows if not b.get("checkpoint") and b["parameters"] == params]:
+        return f"{b['rtf'][str(steps)]:.4f}"
     return "–"
 
 
