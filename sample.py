@@ -452,10 +452,14 @@ def bench(args, steps):
     if args.compile:  # each timed beside its eager self, in the same run
         models += [(f"{label}, torch.compile", compiled(model), True, ckpt) for label, model, _, ckpt in list(models)]
 
-    def extraction(model, device, k, is_compiled):
-        g, rate = torch.Generator().manual_seed(0), model.cfg.sample_rate
+    def noise(rate):  # the same input for every model of this sample rate
+        g = torch.Generator().manual_seed(0)
         mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * rate), generator=g)
-        ref = 0.1 * torch.randn(1, int(3.0 * rate), generator=g)
+        return mix, 0.1 * torch.randn(1, int(3.0 * rate), generator=g)  # and a 3 s reference
+    inputs = {rate: noise(rate) for rate in {model.cfg.sample_rate for _, model, _, _ in models}}
+
+    def extraction(model, device, k, is_compiled):
+        mix, ref = inputs[model.cfg.sample_rate]
 
         def run():
             if is_compiled:  # each extraction is a new step of the CUDA graphs, not a replay
