@@ -207,8 +207,8 @@ class FrameNorm(nn.Module):
 
     def forward(self, h):
         x = h.transpose(1, -1)  # (B, T, F, C) or (B, T, C): one frame's values last
-        x = F.layer_norm(x, x.shape[2:]) * self.weight + self.bias
-        return x.transpose(1, -1)
+        shape = x.shape[2:]  # the affine is per channel, the same in every bin
+        return F.layer_norm(x, shape, self.weight.expand(shape), self.bias.expand(shape)).transpose(1, -1)
 
 
 class TCNBlock(nn.Module):
@@ -354,7 +354,7 @@ class Skip(nn.Module):
     def forward(self, x, c):
         """x (B, 4, F, T), c (B, D) -> (B, 2, F, T)."""
         w = self.weight * (1 + self.gain(c).view(-1, 2, 4, 1))  # (B, 2, 4, F)
-        return torch.einsum("boif,bift->boft", w, x)
+        return (w[..., None] * x[:, None]).sum(2)  # (B, 2, 4, F, T) summed over the inputs
 
 
 class DiT(nn.Module):

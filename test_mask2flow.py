@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from mask2flow import (CONFIGS, Config, Mask2Flow, compress, count_parameters, decompress, istft,
+from mask2flow import (CONFIGS, Config, FrameNorm, Mask2Flow, Skip, compress, count_parameters, decompress, istft,
                        masked_mse, rms, si_sdr, stft, straight_path)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -183,6 +183,24 @@ def test_attention_fast_path_equals_written_out():
     spk = fast.embed_speaker(random_audio(1, 2, 4000))
     t = torch.rand(2)
     assert torch.allclose(fast.dit(Y, t, Y, spk), slow.dit(Y, t, Y, spk), atol=1e-5)
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_frame_norm_and_skip_follow_their_formulas(device):
+    """FrameNorm: each frame's values (channels x bins) to zero mean and unit variance, then a
+    per-channel affine. Skip: a per-bin 2 x 4 linear map, v[o, f, t] = sum_i w[o, i, f] x[i, f, t]."""
+    torch.manual_seed(0)
+    h = torch.randn(2, 3, 5, 7, device=device)  # (B, C, F, T)
+    norm = FrameNorm(3).to(device)
+    torch.nn.init.normal_(norm.weight), torch.nn.init.normal_(norm.bias)
+    mu, var = h.mean((1, 2), keepdim=True), h.var((1, 2), keepdim=True, unbiased=False)
+    expected = (h - mu) / torch.sqrt(var + 1e-5) * norm.weight.view(3, 1, 1) + norm.bias.view(3, 1, 1)
+    assert torch.allclose(norm(h), expected, atol=1e-5)
+    skip = Skip(5, 8).to(device)
+    torch.nn.init.normal_(skip.weight), torch.nn.init.normal_(skip.gain.weight)
+    x, c = torch.randn(2, 4, 5, 7, device=device), torch.randn(2, 8, device=device)
+    w = skip.weight * (1 + skip.gain(c).view(2, 2, 4, 1))  # (B, out, in, F)
+    expected = torch.stack([sum(w[:, o, i, :, None] * x[:, i] for i in range(4)) for o in range(2)], dim=1)
+    assert torch.allclose(skip(x, c), expected, atol=1e-5)
 
 # --- flow matching: the straight path and its target ---
 
