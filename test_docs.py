@@ -463,3 +463,19 @@ def test_speedups_compare_a_preset_with_itself_before_in_the_same_run():
         "- `paper, torch.compile` on cpu: one step 3.00x as fast as `paper, before` (RTF 0.0250 against 0.0750, "
         "same run)", ""]
     assert results.speedups(rows[4:]) == []
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the repository's git history")
+def test_then_bench_times_an_earlier_commit_beside_today(tmp_path):
+    then_bench = load_docs_module("then_bench")
+    out = tmp_path / "then.json"
+    then_bench.main(["--rev", "HEAD", "--configs", "tiny", "--repeats", "2", "-o", str(out)])
+    report = json.loads(out.read_text())
+    (r,) = report["rows"]
+    assert r["config"] == "tiny" and report["steps"] == [0, 1]
+    assert r["parameters"]["now"] == sum(p.numel() for p in Mask2Flow(CONFIGS["tiny"]).parameters())
+    assert all(len(r["seconds"][w][k]) == 2 and r["rtf"][w][k] > 0 for w in ("then", "now") for k in ("0", "1"))
+    table = results.then_section({**report, "_file": "evidence/then.json"})
+    assert any(line.startswith("| tiny |") for line in table)
+    with pytest.raises(SystemExit, match="cannot read mask2flow.py"):
+        then_bench.main(["--rev", "no-such-revision", "-o", str(out)])

@@ -7,6 +7,7 @@ docs/evidence/, and from nothing else (docs/evidence/README.md says which comman
   docs/evidence/RUN/eval_<data>_<split>_<clean|noisy>.json   python sample.py --eval -o docs/evidence/RUN
   docs/evidence/RUN/log.csv                                   the run's own log.csv, copied
   docs/evidence/bench.json                                    python sample.py --bench -o docs/evidence/bench.json
+  docs/evidence/then.json                                     python docs/then_bench.py --rev REV -o docs/evidence/then.json
   docs/evidence/{di,steps,example,single}.json                python docs/figures.py
   docs/evidence/speakers_<split>.json                         python docs/figures.py speakers
   docs/evidence/gpu/*.json                                    bash docs/gpu.sh docs/evidence/gpu (needs CUDA)
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
-from sample import METRICS, bench_mode, cell, mean_ci, row  # noqa: E402
+from sample import METRICS, bench_mode, cell, mean_ci, row, steps_label  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
 RERUN = "`python docs/results.py`"
@@ -96,7 +97,7 @@ def read_evidence(folder):
         log = list(csv.DictReader((run / "log.csv").read_text().splitlines())) if (run / "log.csv").is_file() else []
         if reports or log:
             out["runs"][run.name] = {"reports": reports, "log": log}
-    for name in ("bench", *FIGURES):
+    for name in ("bench", "then", *FIGURES):
         if (folder / f"{name}.json").is_file():
             out[name] = {**load(folder / f"{name}.json"), "_file": f"{folder.name}/{name}.json"}
     out["gpu"] = {path.stem: {**load(path), "_file": f"{folder.name}/gpu/{path.name}"}
@@ -368,7 +369,25 @@ def rtf_table(rows, steps, first):
     return lines
 
 
-def bench_section(bench, gpu=None):
+def then_section(then):
+    """Each preset against the code of an earlier commit, timed in turn in one process (docs/then_bench.py)."""
+    if not then:
+        return []
+    lines = [f"Against the code of commit `{then['commit'].split()[0]}` (`{then['now']}` now), each preset as that commit "
+             f"built it and as it is now, on {then['machine']}, median of {then['repeats']} runs taken in turn in "
+             f"one process. Source: `{then['_file']}` (`python docs/then_bench.py --rev {then['rev']}`).", "",
+             row(["preset", "parameters then", "now", *[c for k in then["steps"]
+                                                        for c in (f"{steps_label(k)} then", "now", "as fast as then")]]),
+             row(["---"] * (3 + 3 * len(then["steps"])))]
+    for r in then["rows"]:
+        t = {w: {int(k): v for k, v in r["rtf"][w].items()} for w in ("then", "now")}
+        lines.append(row([r["config"], f"{r['parameters']['then'] / 1e6:.2f}M", f"{r['parameters']['now'] / 1e6:.2f}M",
+                          *[c for k in then["steps"] for c in (f"{t['then'][k]:.4f}", f"{t['now'][k]:.4f}",
+                                                               f"{t['then'][k] / t['now'][k]:.2f}x")]]))
+    return lines + [""]
+
+
+def bench_section(bench, gpu=None, then=None):
     lines = ["## Size and speed", ""]
     if bench is None:
         return lines + [todo("python sample.py --bench -o docs/evidence/bench.json")]
@@ -378,7 +397,7 @@ def bench_section(bench, gpu=None):
     first = lambda r: (["config", "parameters", "machine"] if r is None else
                        [r["config"], f"{r['parameters'] / 1e6:.2f}M", f"{r['device']}: {r['device_name']}"])
     return lines + rtf_table(bench["rows"], [0] + bench["steps"], first) + [""] + speedups(bench["rows"]) + \
-        gpu_section(gpu or {})
+        then_section(then) + gpu_section(gpu or {})
 
 
 def speedups(rows):
@@ -552,7 +571,7 @@ def build(evidence=EVIDENCE):
              "command that wrote it; each section names its files. `test_docs.py` fails when this page differs "
              "from what they give.", ""]
     lines += claims_section(ev, groups) + quality_section(groups, ev.get("bench")) + training_section(ev)
-    lines += bench_section(ev.get("bench"), ev.get("gpu")) + di_section(ev.get("di")) + steps_section(ev.get("steps"))
+    lines += bench_section(ev.get("bench"), ev.get("gpu"), ev.get("then")) + di_section(ev.get("di")) + steps_section(ev.get("steps"))
     lines += example_section(ev.get("example")) + single_section(ev.get("single"))
     lines += speakers_section(ev.get("speakers"))
     return "\n".join(lines).rstrip("\n") + "\n"
