@@ -180,6 +180,47 @@ class SpeakerEncoder(nn.Module):
         std = ((w * h * h).sum(-1) - mu * mu).clamp_min(1e-6).sqrt()
         return F.normalize(self.out(torch.cat([mu, std], dim=-1)), dim=-1)
 
+
+class PretrainedSpeaker(nn.Module):
+    """For comparison only (Config.speaker "resemblyzer"): resemblyzer's speaker encoder, pretrained on
+    thousands of speakers (GE2E; its weights ship in its wheel), frozen, then a trained linear map to
+    E. As its embed_utterance: mel power in 40 bands (25 ms windows every 10 ms) of the enrollment
+    raised to -30 dBFS if quieter, windows of 160 frames every 77, a 3-layer LSTM whose last state
+    gives a unit-norm vector per window, their mean. Unlike it, silences are not trimmed first."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        assert cfg.sample_rate == 16000, "resemblyzer's encoder works at 16 kHz"
+        try:
+            import librosa
+            from resemblyzer import VoiceEncoder
+        except ImportError as e:
+            raise ImportError(f"Config.speaker 'resemblyzer' needs pip install -r requirements-eval.txt ({e})")
+        encoder = VoiceEncoder("cpu", verbose=False)
+        self.pretrained = nn.ModuleDict({"lstm": encoder.lstm, "linear": encoder.linear}).requires_grad_(False)
+        self.register_buffer("mel", torch.from_numpy(librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)))
+        self.proj = nn.Linear(256, cfg.spk_dim)
+
+    @staticmethod
+    def window_starts(n):
+        """First frames of the 160-frame windows over n samples (resemblyzer's compute_partial_slices
+        at its defaults: 1.3 windows per second, a last window kept if 75% of it is signal)."""
+        starts = list(range(0, max(1, math.ceil((n + 1) / 160) - 160 + 77 + 1), 77))
+        return starts[:-1] if len(starts) > 1 and (n - 160 * starts[-1]) / 160 ** 2 < 0.75 else starts
+
+    def forward(self, ref, lengths):
+        """ref (B, Le) zero-padded past lengths -> (B, E) with ||e|| = 1."""
+        ref = ref * (10 ** (-30 / 20) / rms(ref, lengths)).clamp_min(1)  # -30 dBFS, never quieter
+        mels = (self.mel @ stft(ref, 400, 160).pow(2).sum(1)).transpose(1, 2)  # (B, T, 40) mel power
+        starts = [(b, s) for b, n in enumerate(lengths.tolist()) for s in self.window_starts(n)]
+        mels = F.pad(mels, (0, 0, 0, max(s for _, s in starts) + 160 - mels.shape[1]))  # zeros past the end
+        windows = torch.stack([mels[b, s:s + 160] for b, s in starts])  # (W, 160, 40)
+        h = self.pretrained["lstm"](windows)[1][0][-1]  # (W, 256) last state of the last layer
+        partial = F.normalize(F.relu(self.pretrained["linear"](h)), dim=-1)
+        owner = torch.tensor([b for b, _ in starts], device=ref.device)
+        e = torch.zeros(ref.shape[0], 256, device=ref.device).index_add_(0, owner, partial)  # (B, 256)
+        return F.normalize(self.proj(F.normalize(e, dim=-1)), dim=-1)
+
 # -----------------------------------------------------------------------------
 # stage 1: the masker
 
@@ -409,6 +450,7 @@ class Config:
     spk_hidden: int = 64
     spk_dim: int = 64  # E
     spk_stride: int = 1  # time stride of each conv layer: the embedding pools over time anyway
+    speaker: str = "ours"  # "ours" (trained with the masker) or "resemblyzer" (pretrained, frozen; a comparison)
     # stage 1 masker
     masker: str = "conv"  # over time: "conv" (TCN blocks, parallel) or "lstm" (BiLSTM, the earlier design)
     mask_channels: int = 8  # C of the 2-D convs
@@ -451,14 +493,15 @@ class Mask2Flow(nn.Module):
         super().__init__()
         assert cfg.start in ("masked", "mixture", "noise"), f"unknown start {cfg.start!r}"
         self.cfg = cfg
-        self.speaker = SpeakerEncoder(cfg)
+        assert cfg.speaker in ("ours", "resemblyzer"), f"unknown speaker encoder {cfg.speaker!r}"
+        self.speaker = SpeakerEncoder(cfg) if cfg.speaker == "ours" else PretrainedSpeaker(cfg)
         self.masker = Masker(cfg)
         self.dit = DiT(cfg)
         self.initialize_weights()
 
     def initialize_weights(self):
         def xavier(m):
-            if isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear) and m.weight.requires_grad:  # pretrained weights stay
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         self.apply(xavier)
@@ -487,6 +530,8 @@ class Mask2Flow(nn.Module):
     def embed_speaker(self, ref, ref_lengths=None):
         """ref (B, Le) waveform, zero-padded past ref_lengths -> (B, E)."""
         ref_lengths = self.full_lengths(ref, ref_lengths)
+        if self.cfg.speaker == "resemblyzer":
+            return self.speaker(ref, ref_lengths)
         X = stft(normalise(ref, ref_lengths), self.cfg.n_fft, self.cfg.hop)
         logmag = torch.log(X.pow(2).sum(1, keepdim=True) + 1e-5)  # (B, 1, F, T)
         return self.speaker(logmag, frame_mask(ref_lengths, X.shape[-1], self.cfg.hop))

@@ -97,6 +97,8 @@ def load_model(path, device):
     try:
         model = Mask2Flow(Config(**ckpt["config"]))
         model.load_state_dict(ckpt["ema"])
+    except ImportError as e:  # a model with resemblyzer's speaker encoder, without resemblyzer installed
+        raise InputError(f"checkpoint {path}: {first_line(e)}") from None
     except (TypeError, RuntimeError, AssertionError) as e:
         raise InputError(f"checkpoint {path} does not fit this mask2flow.py: {first_line(e)}") from None
     stage = ckpt.get("stage", 2)

@@ -202,6 +202,25 @@ def test_frame_norm_and_skip_follow_their_formulas(device):
     expected = torch.stack([sum(w[:, o, i, :, None] * x[:, i] for i in range(4)) for o in range(2)], dim=1)
     assert torch.allclose(skip(x, c), expected, atol=1e-5)
 
+def test_pretrained_speaker_encoder_is_resemblyzers_own_and_ignores_padding():
+    """Config.speaker "resemblyzer": before its projection, the embedding is resemblyzer's embed_utterance
+    of the enrollment at -30 dBFS (no silence trimming), for one window and for several."""
+    resemblyzer = pytest.importorskip("resemblyzer")
+    from resemblyzer.audio import normalize_volume
+    model = Mask2Flow(dataclasses.replace(TINY, speaker="resemblyzer"))
+    model.speaker.proj = torch.nn.Identity()  # the 256 numbers of resemblyzer's encoder
+    encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
+    t = torch.arange(80000) / 16000
+    voice = torch.sin(2 * math.pi * 140 * t * (1 + 0.1 * torch.sin(3 * t))) * (1 + torch.sin(5 * t)) + 0.05 * random_audio(0, 80000)
+    wavs = [0.05 * voice[:n] for n in (12000, 40000, 80000)]
+    batch = torch.stack([torch.cat([w, torch.zeros(80000 - len(w))]) for w in wavs])
+    with torch.no_grad():
+        e = model.embed_speaker(batch, torch.tensor([len(w) for w in wavs]))
+    for w, ours in zip(wavs, e):
+        theirs = encoder.embed_utterance(normalize_volume(w.numpy(), -30, increase_only=True))
+        assert float(ours @ torch.from_numpy(theirs)) > 0.9999
+    assert torch.allclose(model.embed_speaker(wavs[1][None]), e[1:2], atol=1e-5)
+
 # --- flow matching: the straight path and its target ---
 
 

@@ -341,7 +341,7 @@ def train_stage(run, model, stage, ckpt, train_set):
     trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
     for p in model.parameters():
         p.requires_grad_(False)
-    params = [p for m in trainable for p in m.parameters()]
+    params = [p for m in trainable for name, p in m.named_parameters() if not name.startswith("pretrained.")]  # frozen
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
@@ -411,7 +411,10 @@ def main(argv=None):
 
     # the model, and the stages left to train
     torch.manual_seed(args.seed + run.rank)
-    model = Mask2Flow(run.cfg).to(run.device)
+    try:
+        model = Mask2Flow(run.cfg).to(run.device)
+    except ImportError as e:  # --speaker resemblyzer without it
+        raise SystemExit(f"error: {e}")
     stages = {"1": [1], "2": [2], "all": [1, 2]}[args.stage]
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])

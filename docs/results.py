@@ -118,7 +118,8 @@ def kind(report):
     return "flow-only" if "x0 = mixture" in systems else "noise"
 
 
-STAGE1_VARIANTS = ("masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_stride", "spk_stride", "mask_wave_loss")
+STAGE1_VARIANTS = ("speaker", "masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_stride", "spk_stride",
+                   "mask_wave_loss")
 FLOW_VARIANTS = ("patch", "dit_width", "dit_depth", "t_zero", "t_power", "wave_loss")
 
 
