@@ -36,7 +36,7 @@ def model_code_at(rev):
         source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:mask2flow.py"], check=True,
                                 capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        raise SystemExit(f"error: cannot read mask2flow.py at {rev!r} from git ({getattr(e, 'stderr', e)!s:.200})")
+        raise SystemExit(f"error: cannot read mask2flow.py at {rev!r} from git: {str(getattr(e, 'stderr', e)).strip()}")
     path = Path(tempfile.mkdtemp()) / "mask2flow_then.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("mask2flow_then", path)
