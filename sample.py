@@ -438,6 +438,14 @@ def compiled(model):
     return model
 
 
+def bench_input(rate):
+    """The benchmark's input at this sample rate, the same for every model: (1, L) noise of BENCH_SECONDS
+    as the mixture and 3 s as the reference."""
+    g = torch.Generator().manual_seed(0)
+    mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * rate), generator=g)
+    return mix, 0.1 * torch.randn(1, int(3.0 * rate), generator=g)
+
+
 def bench(args, steps):
     devices = ([torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
                if args.device == "auto" else [get_device(args.device)])
@@ -454,11 +462,7 @@ def bench(args, steps):
     if args.compile:  # each timed beside its eager self, in the same run
         models += [(f"{label}, torch.compile", compiled(model), True, ckpt) for label, model, _, ckpt in list(models)]
 
-    def noise(rate):  # the same input for every model of this sample rate
-        g = torch.Generator().manual_seed(0)
-        mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * rate), generator=g)
-        return mix, 0.1 * torch.randn(1, int(3.0 * rate), generator=g)  # and a 3 s reference
-    inputs = {rate: noise(rate) for rate in {model.cfg.sample_rate for _, model, _, _ in models}}
+    inputs = {rate: bench_input(rate) for rate in {model.cfg.sample_rate for _, model, _, _ in models}}
 
     def extraction(model, device, k, is_compiled):
         mix, ref = inputs[model.cfg.sample_rate]

@@ -358,9 +358,8 @@ def bench_machine(bench):
 def rtf_table(rows, steps, first):
     """A table of benchmark rows, each led by first(row): the real-time factor at each step count, the
     last / 1-step ratio and stage 1's share of a 1-step extraction, peak GPU memory."""
-    label = lambda k: "mask-only" if k == 0 else f"{k} step{'s' * (k > 1)}"
-    lines = [row([*first(None), *map(label, steps), f"{label(steps[-1])} / 1 step", "stage-1 share of 1 step",
-                  "peak GPU MiB"]), row(["---"] * (len(first(None)) + len(steps) + 3))]
+    lines = [row([*first(None), *map(steps_label, steps), f"{steps_label(steps[-1])} / 1 step",
+                  "stage-1 share of 1 step", "peak GPU MiB"]), row(["---"] * (len(first(None)) + len(steps) + 3))]
     for r in rows:
         t = {int(k): v for k, v in r["rtf"].items()}
         lines.append(row([*first(r), *(f"{t[k]:.4f}" if k in t else "–" for k in steps),

@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import mask2flow  # noqa: E402
-from sample import BENCH_SECONDS, device_name  # noqa: E402
+from sample import BENCH_SECONDS, bench_input, device_name, steps_label  # noqa: E402
 
 
 def model_code_at(rev):
@@ -37,11 +37,12 @@ def model_code_at(rev):
                                 capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
         raise SystemExit(f"error: cannot read mask2flow.py at {rev!r} from git: {str(getattr(e, 'stderr', e)).strip()}")
-    path = Path(tempfile.mkdtemp()) / "mask2flow_then.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("mask2flow_then", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mask2flow_then.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("mask2flow_then", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 
@@ -62,9 +63,7 @@ def main(argv=None):
     if missing:
         raise SystemExit(f"error: {', '.join(missing)} not a preset at both {args.rev} and now")
 
-    g = torch.Generator().manual_seed(0)
-    mix = 0.1 * torch.randn(1, int(BENCH_SECONDS * 16000), generator=g)
-    ref = 0.1 * torch.randn(1, int(3.0 * 16000), generator=g)
+    mix, ref = bench_input(16000)
     models = {(name, when): module.Mask2Flow(module.CONFIGS[name]).eval()
               for name in args.configs for when, module in (("then", then), ("now", mask2flow))}
     assert all(m.cfg.sample_rate == 16000 for m in models.values()), "presets at 16 kHz only"
@@ -86,7 +85,7 @@ def main(argv=None):
         rows.append({"config": name, "parameters": {w: mask2flow.count_parameters(models[(name, w)]) for w in rtf},
                      "rtf": rtf, "seconds": {w: {k: times[((name, w), k)] for k in ks} for w in rtf}})
         for k in ks:
-            print(f"{name}, {'mask-only' if k == 0 else f'{k} step' + 's' * (k > 1)}: RTF {rtf['then'][k]:.4f} at "
+            print(f"{name}, {steps_label(k)}: RTF {rtf['then'][k]:.4f} at "
                   f"{args.rev}, {rtf['now'][k]:.4f} now: {rtf['then'][k] / rtf['now'][k]:.2f}x as fast")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rev": args.rev, "commit": commit, "now": now, "audio_seconds": BENCH_SECONDS,
