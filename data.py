@@ -130,6 +130,24 @@ def speaker_of(utt):
     return utt.split("-")[0]
 
 
+def voice_of(speaker):
+    """The voice a speaker speaks with: the speaker itself, except in the demo corpus, whose
+    pseudo-speakers (IDs from 100000, corpus.py) of one base voice v share the voice 'base<v>'."""
+    n = int(speaker) if speaker.isdigit() else 0
+    return f"base{(n - 100000) // 1000}" if n >= 100000 else speaker
+
+
+def keep_voices(speakers, share, seed):
+    """The speakers of a seeded share of their voices, drawn apart among real speakers and among base
+    voices so that both keep their proportion (at least one of each kind that is there)."""
+    voices = sorted({voice_of(s) for s in speakers})
+    rng, kept = np.random.default_rng(seed), set()
+    for group in ([v for v in voices if not v.startswith("base")], [v for v in voices if v.startswith("base")]):
+        if group:
+            kept |= set(rng.permutation(group)[:max(1, round(share * len(group)))].tolist())
+    return [s for s in speakers if voice_of(s) in kept]
+
+
 def crop(x, n, rng):
     """Random window of n samples over the last dim (all of x when shorter or n is None)."""
     if n is None or x.shape[-1] <= n:
@@ -278,7 +296,9 @@ class DynamicMix(torch.utils.data.Dataset):
         random place when shorter), `enroll_segment` seconds of the enrollment (None: whole);
       - the target at -33..-25 dBFS and the interferer -rel_db..rel_db dB from it (whole utterances,
         as LibriMix levels them); with mix_type "noisy", a noise file of the split at -38..-30 dBFS;
-      - a share `single` of items without interferer (mix = target, plus noise when noisy).
+      - a share `single` of items without interferer (mix = target, plus noise when noisy);
+      - with `voices` < 1, only the speakers of that seeded share of the split's voices (keep_voices):
+        the data ablation of docs/6.
     A mixture that would clip is scaled down with its target. `length` items make an epoch, by default
     as many as LibriMix gives for the split (two per mixture). The item is LibriMix's: mix, target,
     enroll, mixture_id ('<target utt>_<interferer utt>', or the target utterance alone),
@@ -286,13 +306,14 @@ class DynamicMix(torch.utils.data.Dataset):
 
     def __init__(self, root, split="train-100", mix_type="clean", freq="16k", mode="min", segment=3.0,
                  sample_rate=SAMPLE_RATE, seed=0, enroll_segment=None, length=None, single=0.1,
-                 speed=(0.9, 1.1), rel_db=5.0):
+                 speed=(0.9, 1.1), rel_db=5.0, voices=1.0):
         if mix_type not in MIX_TYPES or freq not in ("16k", "8k") or mode not in ("min", "max"):
             raise DataError(f"unknown LibriMix option: mix_type {mix_type!r} (clean|noisy), "
                             f"freq {freq!r} (16k|8k), mode {mode!r} (min|max)")
-        if not (0 <= single <= 1 and 0.5 <= speed[0] <= speed[1] <= 2 and rel_db >= 0):
-            raise DataError(f"DynamicMix needs 0 <= single <= 1, 0.5 <= speed low <= high <= 2, rel_db >= 0; "
-                            f"got single {single}, speed {tuple(speed)}, rel_db {rel_db}")
+        if not (0 <= single <= 1 and 0.5 <= speed[0] <= speed[1] <= 2 and rel_db >= 0 and 0 < voices <= 1):
+            raise DataError(f"DynamicMix needs 0 <= single <= 1, 0.5 <= speed low <= high <= 2, rel_db >= 0, "
+                            f"0 < voices <= 1; got single {single}, speed {tuple(speed)}, rel_db {rel_db}, "
+                            f"voices {voices}")
         self.sample_rate, self.seed, self.epoch, self.single, self.speed, self.rel_db = \
             sample_rate, seed, 0, single, tuple(speed), rel_db
         self.segment = None if segment is None else int(segment * sample_rate)
@@ -313,6 +334,8 @@ class DynamicMix(torch.utils.data.Dataset):
         self.utts = defaultdict(list)  # speaker -> [(utterance ID, file)], sorted
         for u, (_, p) in sorted(longest.items()):
             self.utts[speaker_of(u)].append((u, p))
+        if voices < 1:
+            self.utts = {s: self.utts[s] for s in keep_voices(sorted(self.utts), voices, seed)}
         self.targets = [(s, j) for s in sorted(self.utts) if len(self.utts[s]) > 1 for j in range(len(self.utts[s]))]
         self.pool = [(s, j) for s in sorted(self.utts) for j in range(len(self.utts[s]))]
         self.noise = sorted({path(r["noise_path"]) for r in rows}) if noise else []

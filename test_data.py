@@ -383,7 +383,7 @@ def test_dynamic_mix_noise_and_errors(corpus, tmp_path):
     ds = DynamicMix(corpus, "train-100", mix_type="noisy", single=1, segment=0.5)
     noise = (ds[0]["mix"] - ds[0]["target"]).numpy()
     assert len(ds.noise) == 8 and -38.5 < rms_db(noise) < -29.5
-    for bad in (dict(single=1.5), dict(speed=(1.2, 1.1)), dict(rel_db=-1), dict(mix_type="loud")):
+    for bad in (dict(single=1.5), dict(speed=(1.2, 1.1)), dict(rel_db=-1), dict(mix_type="loud"), dict(voices=0)):
         with pytest.raises(DataError) as e:
             DynamicMix(corpus, "train-100", **bad)
         assert "\n" not in str(e.value)
@@ -392,3 +392,28 @@ def test_dynamic_mix_noise_and_errors(corpus, tmp_path):
     make_librimix(tmp_path / "one", "train-100", 1)
     with pytest.raises(DataError, match="two utterances"):
         DynamicMix(tmp_path / "one", "train-100")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sets(st.integers(1, 9999), max_size=12), st.sets(st.tuples(st.integers(0, 20), st.integers(0, 50)), max_size=40),
+       st.floats(0.05, 1), st.integers(0, 3))
+def test_keep_voices_keeps_whole_voices_of_each_kind(readers, pseudo, share, seed):
+    """Readers are their own voices; the demo's pseudo-speakers 100000 + 1000 v + n share base voice v."""
+    speakers = sorted({str(r) for r in readers} | {str(100000 + 1000 * v + n) for v, n in pseudo})
+    kept = data.keep_voices(speakers, share, seed)
+    assert kept == data.keep_voices(speakers, share, seed) and set(kept) <= set(speakers)
+    voices = lambda spk: {data.voice_of(s) for s in spk}
+    assert [s for s in speakers if data.voice_of(s) in voices(kept)] == kept  # a voice is kept whole
+    for kind in (lambda v: not v.startswith("base"), lambda v: v.startswith("base")):
+        n, k = (len({v for v in voices(x) if kind(v)}) for x in (speakers, kept))
+        assert k == (n and max(1, round(share * n)))
+    assert data.keep_voices(speakers, 1.0, seed) == speakers
+    assert {data.voice_of(str(100000 + 1000 * v + n)) for v, n in pseudo} == {f"base{v}" for v, _ in pseudo}
+
+
+def test_dynamic_mix_voices_share_draws_from_the_kept_speakers_only(corpus):
+    ds = DynamicMix(corpus, "train-100", voices=0.5, segment=0.3, single=0.2)
+    assert len(ds.utts) == 2 and set(ds.utts) == set(data.keep_voices(sorted(SPEAKERS), 0.5, 0))
+    assert len(ds) == len(DynamicMix(corpus, "train-100"))  # as many items an epoch as with every voice
+    for i in range(40):
+        assert {u.split("-")[0] for u in sources_of(ds[i])} <= set(ds.utts)

@@ -150,6 +150,10 @@ def parse_args(argv=None):
     p.add_argument("--enroll-segment", type=float, default=4.0, help="training enrollment crop, seconds")
     p.add_argument("--dynamic-mix", action="store_true", help="train on mixtures drawn afresh from the train split's "
                    "s1/s2 sources every epoch (data.DynamicMix), not on its fixed mixtures")
+    p.add_argument("--voices", type=float, default=1.0, metavar="SHARE",
+                   help="with --dynamic-mix: train on a seeded share of the train split's voices only (a voice is a "
+                        "speaker, or in the demo corpus a base voice with all its pseudo-speakers): docs/6's data "
+                        "ablation")
     p.add_argument("--config", default=None, choices=list(CONFIGS),
                    help="model size preset (default small); with --stage1, only its DiT fields apply")
     p.add_argument("--stage", default=None, choices=["1", "2", "all"],
@@ -293,8 +297,11 @@ def load_data(args, cfg):
         root = data.resolve_root(args.data)
         kw = dict(mix_type="noisy" if args.noisy else "clean", freq=args.freq, mode=args.mode,
                   sample_rate=cfg.sample_rate, seed=args.seed)
+        if args.voices != 1 and not args.dynamic_mix:
+            raise SystemExit("error: --voices needs --dynamic-mix (it picks voices from the train split's sources)")
+        more = dict(voices=args.voices) if args.dynamic_mix else {}
         train_set = (data.DynamicMix if args.dynamic_mix else data.LibriMix)(
-            root, args.train_split, segment=args.segment, enroll_segment=args.enroll_segment, **kw)
+            root, args.train_split, segment=args.segment, enroll_segment=args.enroll_segment, **kw, **more)
         dev_set = data.LibriMix(root, args.dev_split, segment=None, **kw)
     except (data.DataError, data.AudioError) as e:
         raise SystemExit(f"error: {e}")
@@ -423,6 +430,10 @@ def main(argv=None):
         n = sum(p.numel() for p in model.parameters())
         print(f"{args.config} model, {n / 1e6:.2f}M parameters, start={run.cfg.start}, on {run.device} x{run.world}; "
               f"{len(train_set)} training examples from {root}; writing {run.out}")
+        if args.voices != 1:
+            voices = sorted({data.voice_of(s) for s in train_set.utts})
+            print(f"training voices ({args.voices:g} of the split's): {len(voices)}, {len(train_set.utts)} speakers: "
+                  f"{' '.join(voices)}")
     for stage in stages:
         train_stage(run, model, stage, ckpt, train_set)
         ckpt = None

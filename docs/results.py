@@ -118,20 +118,22 @@ def kind(report):
     return "flow-only" if "x0 = mixture" in systems else "noise"
 
 
-STAGE1_VARIANTS = ("speaker", "masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_stride", "spk_stride",
-                   "mask_wave_loss")
+STAGE1_VARIANTS = ("voices", "speaker", "masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_stride",
+                   "spk_stride", "mask_wave_loss")
 FLOW_VARIANTS = ("patch", "dit_width", "dit_depth", "t_zero", "t_power", "wave_loss")
 
 
 def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
     """' (t_zero 0, t_power 1)' for a run trained otherwise than its preset, the one of CONFIGS its
     saved config is closest to (stage 1's layout or loss; the flow's tokens, DiT size, time sampler or
-    waveform loss). A field the run's config predates has Config's default: what the model then did."""
+    waveform loss), or on a share of the training voices (train.py --voices). A field the run's config
+    predates has Config's default: what the model then did."""
     saved = report.get("config", {})
     default = min(CONFIGS.values(), key=lambda p: sum(v != getattr(p, f, v) for f, v in saved.items()))
-    cfg = {**dataclasses.asdict(Config()), **saved}
+    cfg = {**dataclasses.asdict(Config()), **saved, "voices": report.get("voices", 1.0)}
+    preset = {**dataclasses.asdict(default), "voices": 1.0}  # every voice: train.py's default
     changed = [f"{f} {cfg[f] if isinstance(cfg[f], str) else format(cfg[f], 'g')}"
-               for f in fields if cfg[f] != getattr(default, f)]
+               for f in fields if cfg[f] != preset[f]]
     return f" ({', '.join(changed)})" if changed else ""
 
 
