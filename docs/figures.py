@@ -490,7 +490,8 @@ def main(argv=None):
     common.add_argument("--ckpt", help="Mask2Flow checkpoint (train.py, default start)")
     common.add_argument("--flow-only", help="flow-from-the-mixture checkpoint (train.py --start mixture)")
     common.add_argument("--noise", help="flow-from-noise checkpoint (train.py --start noise)")
-    common.add_argument("--control", help="fair control: a mask-only checkpoint (train.py --stage 1, longer)")
+    common.add_argument("--control", help="fair control: a mask-only checkpoint, Mask2Flow's stage 1 trained on "
+                        "(train.py --stage 1 --stage1)")
     common.add_argument("--runs", nargs="+", metavar="RUN[:STAGES]",
                         help="curves: run folders with log.csv (default: the checkpoints'); RUN:1 keeps stage 1 only")
     common.add_argument("--data", default="demo", help="demo, LibriMix or a LibriMix-layout folder")
