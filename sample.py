@@ -386,6 +386,7 @@ def evaluate(args, steps):
                   "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
                   "step": ckpt.get("step"), "seed": trained_with.get("seed"),
                   "trained_on": trained_with.get("stage1"), "voices": trained_with.get("voices", 1.0),
+                  "speed": trained_with.get("speed", [0.9, 1.1]),
                   "config": ckpt["config"],
                   "parameters": {"total": count_parameters(model),
                                  **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},

@@ -313,6 +313,8 @@ def test_variants_are_named_against_their_preset():
     assert results.variant({"config": dataclasses.asdict(CONFIGS["paper"])}) == ""
     assert results.variant({"config": small, "voices": 1.0}) == ""  # train.py --voices: every voice
     assert results.variant({"config": small, "voices": 0.5}) == " (voices 0.5)"
+    assert results.variant({"config": small, "speed": [0.9, 1.1]}) == ""
+    assert results.variant({"config": small, "speed": [0.8, 1.25]}) == " (speed 0.8-1.25)"
     assert results.variant({"config": {**small, "patch": 2}, "voices": 0.5}, results.FLOW_VARIANTS) == " (patch 2)"
     m2f = results.M2F
     labels = {m2f, results.MASK, f"{m2f} (wave_loss 0.001)", f"{m2f} (dit_width 192, dit_depth 4, wave_loss 0.001)"}

@@ -133,7 +133,9 @@ def test_existing_run_is_never_overwritten(corpus, tmp_path):
     (["--resume"], "does not exist"),
     (["--stage", "2"], "--stage 2 needs a stage-1 model"),
     (["--stage1", "/nonexistent/ckpt_stage1.pt", "--stage", "2"], "does not exist"),
-    (["--voices", "0.5"], "--voices needs --dynamic-mix"),
+    (["--voices", "0.5"], "--voices and --speed need --dynamic-mix"),
+    (["--speed", "0.8", "1.2"], "--voices and --speed need --dynamic-mix"),
+    (["--dynamic-mix", "--speed", "1.2", "0.8"], "speed low <= high"),
 ])
 def test_bad_invocations_are_one_line_errors(corpus, tmp_path, argv, message):
     argv = small(corpus, tmp_path / "r") + argv
@@ -289,11 +291,12 @@ def test_update_ema_by_hand(step, d):
 def test_dynamic_mix_trains_on_fresh_mixtures_and_resumes_with_them(corpus, tmp_path, monkeypatch):
     built = []
     monkeypatch.setattr(train.data, "DynamicMix", lambda *a, **kw: built.append(kw) or DynamicMix(*a, **kw))
-    train.main(small(corpus, tmp_path / "dm", steps=(2,)) + ["--dynamic-mix", "--voices", "0.5"])
+    train.main(small(corpus, tmp_path / "dm", steps=(2,)) + ["--dynamic-mix", "--voices", "0.5",
+                                                              "--speed", "0.8", "1.2"])
     assert len(built) == 1 and built[0]["segment"] == 0.5 and built[0]["mix_type"] == "clean"
     assert torch.load(tmp_path / "dm" / "ckpt_last.pt", weights_only=False)["args"]["dynamic_mix"]
     train.main(["--out", str(tmp_path / "dm"), "--resume"])
-    assert len(built) == 2 and built[1]["voices"] == 0.5  # the run's own setting comes back
+    assert len(built) == 2 and built[1]["voices"] == 0.5 and built[1]["speed"] == [0.8, 1.2]  # the run's own
 
 
 @pytest.mark.slow

@@ -118,7 +118,7 @@ def kind(report):
     return "flow-only" if "x0 = mixture" in systems else "noise"
 
 
-STAGE1_VARIANTS = ("voices", "speaker", "masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_stride",
+STAGE1_VARIANTS = ("voices", "speed", "speaker", "masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_stride",
                    "spk_stride", "mask_wave_loss")
 FLOW_VARIANTS = ("patch", "dit_width", "dit_depth", "t_zero", "t_power", "wave_loss")
 
@@ -126,12 +126,13 @@ FLOW_VARIANTS = ("patch", "dit_width", "dit_depth", "t_zero", "t_power", "wave_l
 def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
     """' (t_zero 0, t_power 1)' for a run trained otherwise than its preset, the one of CONFIGS its
     saved config is closest to (stage 1's layout or loss; the flow's tokens, DiT size, time sampler or
-    waveform loss), or on a share of the training voices (train.py --voices). A field the run's config
+    waveform loss), or on other training data (train.py --voices, --speed). A field the run's config
     predates has Config's default: what the model then did."""
     saved = report.get("config", {})
     default = min(CONFIGS.values(), key=lambda p: sum(v != getattr(p, f, v) for f, v in saved.items()))
-    cfg = {**dataclasses.asdict(Config()), **saved, "voices": report.get("voices", 1.0)}
-    preset = {**dataclasses.asdict(default), "voices": 1.0}  # every voice: train.py's default
+    speed = "{:g}-{:g}".format(*report.get("speed", (0.9, 1.1)))
+    cfg = {**dataclasses.asdict(Config()), **saved, "voices": report.get("voices", 1.0), "speed": speed}
+    preset = {**dataclasses.asdict(default), "voices": 1.0, "speed": "0.9-1.1"}  # train.py's defaults
     changed = [f"{f} {cfg[f] if isinstance(cfg[f], str) else format(cfg[f], 'g')}"
                for f in fields if cfg[f] != preset[f]]
     return f" ({', '.join(changed)})" if changed else ""
