@@ -31,6 +31,7 @@ from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16000
 MIX_TYPES = {"clean": "mix_clean", "noisy": "mix_both"}
+SPEED = (0.9, 1.1)  # DynamicMix's speed perturbation range: new pseudo-speakers of every voice
 HOW_TO_GET = ("generate LibriMix with its upstream scripts (https://github.com/JorisCos/LibriMix, "
               "generate_librimix.sh), or build the offline demo corpus with `python data.py demo`")
 
@@ -306,7 +307,7 @@ class DynamicMix(torch.utils.data.Dataset):
 
     def __init__(self, root, split="train-100", mix_type="clean", freq="16k", mode="min", segment=3.0,
                  sample_rate=SAMPLE_RATE, seed=0, enroll_segment=None, length=None, single=0.1,
-                 speed=(0.9, 1.1), rel_db=5.0, voices=1.0):
+                 speed=SPEED, rel_db=5.0, voices=1.0):
         if mix_type not in MIX_TYPES or freq not in ("16k", "8k") or mode not in ("min", "max"):
             raise DataError(f"unknown LibriMix option: mix_type {mix_type!r} (clean|noisy), "
                             f"freq {freq!r} (16k|8k), mode {mode!r} (min|max)")

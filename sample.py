@@ -30,7 +30,7 @@ import torch
 from scipy.signal import resample_poly
 from scipy.stats import t as student_t
 
-from data import AudioError, DataError, LibriMix, libri2mix_dir, load_audio, resolve_root
+from data import SPEED, AudioError, DataError, LibriMix, libri2mix_dir, load_audio, resolve_root
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters, si_sdr
 
 REPO = Path(__file__).resolve().parent  # runs/ and pretrained/ are the repository's, from any directory
@@ -386,7 +386,7 @@ def evaluate(args, steps):
                   "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
                   "step": ckpt.get("step"), "seed": trained_with.get("seed"),
                   "trained_on": trained_with.get("stage1"), "voices": trained_with.get("voices", 1.0),
-                  "speed": trained_with.get("speed", [0.9, 1.1]),
+                  "speed": list(trained_with.get("speed", SPEED)),
                   "config": ckpt["config"],
                   "parameters": {"total": count_parameters(model),
                                  **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},

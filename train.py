@@ -154,7 +154,7 @@ def parse_args(argv=None):
                    help="with --dynamic-mix: train on a seeded share of the train split's voices only (a voice is a "
                         "speaker, or in the demo corpus a base voice with all its pseudo-speakers): docs/6's data "
                         "ablation")
-    p.add_argument("--speed", type=float, nargs=2, default=[0.9, 1.1], metavar=("LOW", "HIGH"),
+    p.add_argument("--speed", type=float, nargs=2, default=list(data.SPEED), metavar=("LOW", "HIGH"),
                    help="with --dynamic-mix: range of the speed perturbation (resampling, which moves pitch and "
                         "formants) that makes new pseudo-speakers of each training voice")
     p.add_argument("--config", default=None, choices=list(CONFIGS),
@@ -300,7 +300,7 @@ def load_data(args, cfg):
         root = data.resolve_root(args.data)
         kw = dict(mix_type="noisy" if args.noisy else "clean", freq=args.freq, mode=args.mode,
                   sample_rate=cfg.sample_rate, seed=args.seed)
-        if (args.voices != 1 or args.speed != [0.9, 1.1]) and not args.dynamic_mix:
+        if (args.voices != 1 or tuple(args.speed) != data.SPEED) and not args.dynamic_mix:
             raise SystemExit("error: --voices and --speed need --dynamic-mix (they act on the mixing of its sources)")
         more = dict(voices=args.voices, speed=args.speed) if args.dynamic_mix else {}
         train_set = (data.DynamicMix if args.dynamic_mix else data.LibriMix)(

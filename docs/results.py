@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from data import SPEED  # noqa: E402
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
 from sample import METRICS, bench_mode, cell, mean_ci, row, steps_label  # noqa: E402
 
@@ -130,9 +131,10 @@ def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
     predates has Config's default: what the model then did."""
     saved = report.get("config", {})
     default = min(CONFIGS.values(), key=lambda p: sum(v != getattr(p, f, v) for f, v in saved.items()))
-    speed = "{:g}-{:g}".format(*report.get("speed", (0.9, 1.1)))
-    cfg = {**dataclasses.asdict(Config()), **saved, "voices": report.get("voices", 1.0), "speed": speed}
-    preset = {**dataclasses.asdict(default), "voices": 1.0, "speed": "0.9-1.1"}  # train.py's defaults
+    speed = "{:g}-{:g}".format
+    cfg = {**dataclasses.asdict(Config()), **saved, "voices": report.get("voices", 1.0),
+           "speed": speed(*report.get("speed", SPEED))}
+    preset = {**dataclasses.asdict(default), "voices": 1.0, "speed": speed(*SPEED)}  # train.py's defaults
     changed = [f"{f} {cfg[f] if isinstance(cfg[f], str) else format(cfg[f], 'g')}"
                for f in fields if cfg[f] != preset[f]]
     return f" ({', '.join(changed)})" if changed else ""
