@@ -30,7 +30,7 @@ import torch
 from scipy.signal import resample_poly
 from scipy.stats import t as student_t
 
-from data import SPEED, AudioError, DataError, LibriMix, libri2mix_dir, load_audio, resolve_root
+from data import SPEED, AudioError, DataError, DynamicMix, LibriMix, libri2mix_dir, load_audio, resolve_root, voice_of
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters, si_sdr
 
 REPO = Path(__file__).resolve().parent  # runs/ and pretrained/ are the repository's, from any directory
@@ -335,6 +335,14 @@ def evaluate(args, steps):
     ckpt_path = Path(args.ckpt) if args.ckpt else find_checkpoint()
     model, ckpt = load_model(ckpt_path, device)
     trained_with = ckpt.get("args") or {}  # train.py's arguments (none in a shipped checkpoint)
+    heard = None  # the voices it trained on, when train.py --voices kept only some (results.py splits by them)
+    if trained_with.get("voices", 1.0) < 1:
+        w = trained_with
+        try:
+            heard = sorted({voice_of(s) for s in DynamicMix(resolve_root(w["data"]), w["train_split"], freq=w["freq"],
+                                                            mode=w["mode"], seed=w["seed"], voices=w["voices"]).utts})
+        except DataError as e:
+            print(f"note: the voices it trained on are not reported ({e})", file=sys.stderr)
     sr, chunk = model.cfg.sample_rate, int(args.chunk_seconds * model.cfg.sample_rate)
     root = resolve_root(args.data)
     data_name = args.data if args.data in ("demo", "LibriMix") else Path(args.data).resolve().name
@@ -386,7 +394,7 @@ def evaluate(args, steps):
                   "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
                   "step": ckpt.get("step"), "seed": trained_with.get("seed"),
                   "trained_on": trained_with.get("stage1"), "voices": trained_with.get("voices", 1.0),
-                  "speed": list(trained_with.get("speed", SPEED)),
+                  "speed": list(trained_with.get("speed", SPEED)), "trained_voices": heard,
                   "config": ckpt["config"],
                   "parameters": {"total": count_parameters(model),
                                  **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},

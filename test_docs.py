@@ -186,10 +186,10 @@ def test_committed_results_rebuild_from_the_evidence():
 
 
 def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0, config=None, n_mix=4,
-               trained_on="x/ckpt_stage1.pt"):
+               trained_on="x/ckpt_stage1.pt", **more):
     """An eval JSON as `sample.py --eval` writes it, two targets per mixture: systems maps a name to
     (steps, per-example SI-SDRi); the other metrics follow from it, and None marks a failed metric.
-    trained_on: the --stage1 checkpoint the run started from (None: from scratch)."""
+    trained_on: the --stage1 checkpoint the run started from (None: from scratch); more: other fields."""
     mids = [f"{i // 2}000-1-0001_{i // 2}001-1-0001" for i in range(2 * n_mix)]
     examples = {"mixture_id": mids, "target_index": [1 + i % 2 for i in range(2 * n_mix)],
                 "speaker": [f"{i // 2}00{i % 2}" for i in range(2 * n_mix)]}
@@ -198,7 +198,7 @@ def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0,
               "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "step": 7, "seed": seed, "trained_on": trained_on,
               "config": {**dataclasses.asdict(CONFIGS["tiny"]), **(config or {})}, "parameters": {"total": 1234567},
               "machine": "a test machine", "torch": torch.__version__, "seconds": 1.0, "examples": examples,
-              "systems": {}}
+              "systems": {}, **more}
     for name, (k, sdri) in {"mixture": (None, [0.0] * 2 * n_mix), **systems}.items():
         scores = {"si_sdr": [None if v is None else m + v for m, v in zip(mixture, sdri)], "si_sdri": sdri,
                   "pesq": [None if v is None else 1.5 + v / 10 for v in sdri], "estoi": [0.5] * 2 * n_mix,
@@ -299,6 +299,24 @@ def test_a_stage1_variant_is_compared_with_its_own_mask(tmp_path):
     page = results.build(tmp_path)
     assert "| the flow stage beats the same budget spent on masking (mask_wave_loss 0.01, wave_loss 0.001) (demo test, " \
            "clean) | not reported | **no, the reverse**: -0.25 ± " in page  # against its own control
+
+
+def test_a_mask_trained_on_some_voices_is_compared_on_the_targets_it_heard_and_the_others(tmp_path):
+    """Targets 1 of each mixture have speakers '<i>000', which the --voices run trained on."""
+    for split in ("test-seen", "test"):
+        write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [1.0] * 8)}, split=split)
+    write_eval(tmp_path / "half", {"mask-only": (0, [2.0, 0.0] * 4)}, split="test-seen", stage=1, trained_on=None,
+               voices=0.5, trained_voices=[f"{i}000" for i in range(4)])
+    write_eval(tmp_path / "half", {"mask-only": (0, [0.5] * 8)}, stage=1, trained_on=None,
+               voices=0.5, trained_voices=["elsewhere"])  # test: no target heard, no such rows
+    page = results.build(tmp_path)
+    claim = "| Config's defaults beat (voices 0.5), mask-only, on the targets whose voice it"
+    assert f"{claim} heard (demo test-seen, clean) | not reported | **no, the reverse**: -1.00 ± 0.00 dB " \
+           "(paired, n = 4 in 4 mixtures" in page
+    assert f"{claim} never heard (demo test-seen, clean) | not reported | **yes**: +1.00 ± 0.00 dB " \
+           "(paired, n = 4 in 4 mixtures" in page
+    assert "(demo test-seen, clean) | not reported | no measurable difference: +0.00 ± " in page  # all 8 together
+    assert page.count(claim) == 2
 
 
 def test_variants_are_named_against_their_preset():

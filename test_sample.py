@@ -17,6 +17,7 @@ import soundfile as sf
 import torch
 from hypothesis import given, settings, strategies as st
 
+import data as data_py
 import sample
 from data import LibriMix
 from test_data import make_librimix
@@ -375,6 +376,27 @@ def test_eval_writes_a_report(tmp_path, flowing_ckpt, capsys):
     assert re.search(r"\| the flow stage improves on its own mask \(corpus test, clean\) \| yes \(masking "
                      r"over-suppresses\) \| too few mixtures to tell: [+-]\d+\.\d\d dB \(one seed each\) \|", page)
     assert "`reports` (2, 0, –)" in page  # one mixture: no interval, whatever the difference
+
+
+def test_eval_reports_the_training_data_options_and_the_voices_heard(tmp_path, ckpt):
+    data = tmp_path / "corpus"
+    make_librimix(data, "test", 2)
+    make_librimix(data, "train-100", 8)  # speakers 19, 26, 103, 1034
+    trained = dict(torch.load(ckpt, weights_only=False), args=dict(
+        data=str(data), train_split="train-100", freq="16k", mode="min", seed=0, voices=0.5, speed=[0.8, 1.2]))
+    torch.save(trained, tmp_path / "half.pt")
+    for path, name in ((ckpt, "all"), (tmp_path / "half.pt", "half")):
+        sample.main(["--eval", "--data", str(data), "--ckpt", str(path), "--limit", "2", "-o", str(tmp_path / name)])
+    everything, half = (json.loads((tmp_path / name / "eval_corpus_test_clean.json").read_text()) for name in ("all", "half"))
+    assert (everything["voices"], everything["speed"], everything["trained_voices"]) == (1.0, [0.9, 1.1], None)
+    assert (half["voices"], half["speed"]) == (0.5, [0.8, 1.2])
+    assert half["trained_voices"] == sorted(data_py.keep_voices(["103", "1034", "19", "26"], 0.5, 0)) and \
+        len(half["trained_voices"]) == 2
+    trained["args"]["data"] = str(tmp_path / "gone")  # its training corpus is not on this machine: said, not fatal
+    torch.save(trained, tmp_path / "elsewhere.pt")
+    sample.main(["--eval", "--data", str(data), "--ckpt", str(tmp_path / "elsewhere.pt"), "--limit", "2", "-o",
+                 str(tmp_path / "elsewhere")])
+    assert json.loads((tmp_path / "elsewhere" / "eval_corpus_test_clean.json").read_text())["trained_voices"] is None
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from data import SPEED  # noqa: E402
+from data import SPEED, voice_of  # noqa: E402
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
 from sample import METRICS, bench_mode, cell, mean_ci, row, steps_label  # noqa: E402
 
@@ -194,13 +194,14 @@ def per_example(entries, metric):
     return {key: None if None in v or len(v) < len(entries) else sum(v) / len(v) for key, v in out.items()}
 
 
-def paired(a, b, metric):
-    """A - B per example on the examples either was scored on, with the interval of sample.py:mean_ci
-    clustered by mixture; an example missing a score of A or B counts in n_failed. None if unscored."""
+def paired(a, b, metric, keep=lambda key: True):
+    """A - B per example on the examples either was scored on (those of them that keep((mixture_id,
+    target_index)) accepts), with the interval of sample.py:mean_ci clustered by mixture; an example
+    missing a score of A or B counts in n_failed. None if unscored."""
     if not any(metric in s["scores"] for entries in (a, b) for _, _, s in entries):
         return None
     A, B = per_example(a, metric), per_example(b, metric)
-    keys = sorted(A.keys() | B.keys())
+    keys = sorted(k for k in A.keys() | B.keys() if keep(k))
     diffs = [None if A.get(k) is None or B.get(k) is None else A[k] - B[k] for k in keys]
     return mean_ci(diffs, [mid for mid, _ in keys])
 
@@ -244,6 +245,22 @@ def comparisons(labels):
     return [c for c in COMPARISONS + variants if c[0] in labels and c[1] in labels]
 
 
+def heard_comparisons(labels):
+    """(B, claim, keep) for a mask trained on some of the voices (train.py --voices) against the
+    default's mask A, once on the targets whose voice it heard and once on the others, where a
+    split has both."""
+    out = []
+    for b, entries in labels.items():
+        heard = entries[0][1].get("trained_voices")
+        if heard and b.startswith(MASK) and MASK in labels:
+            ex = entries[0][1]["examples"]
+            was = {(m, k): voice_of(s) in heard for m, k, s in zip(ex["mixture_id"], ex["target_index"], ex["speaker"])}
+            if len(set(was.values())) == 2:
+                out += [(b, f"Config's defaults beat{b[len(MASK):]}, mask-only, on the targets whose voice it {word}",
+                         lambda key, h=h, was=was: was[key] == h) for word, h in (("heard", True), ("never heard", False))]
+    return out
+
+
 def claim_rows(groups, mix_types):
     """One row per comparison and evaluated split: the claim, the paper's answer, ours on SI-SDRi."""
     rows = []
@@ -253,6 +270,10 @@ def claim_rows(groups, mix_types):
                 d = paired(labels[a], labels[b], "si_sdri")
                 rows.append(row([f"{claim} ({data} {split}, {mix_type})", paper,
                                  verdict(d, seeds(labels[a], labels[b]))]))
+            for b, claim, keep in heard_comparisons(labels):
+                d = paired(labels[MASK], labels[b], "si_sdri", keep)
+                rows.append(row([f"{claim} ({data} {split}, {mix_type})", "not reported",
+                                 verdict(d, seeds(labels[MASK], labels[b]))]))
     return rows
 
 # -----------------------------------------------------------------------------
