@@ -351,6 +351,10 @@ class DynamicMix(torch.utils.data.Dataset):
     def set_epoch(self, epoch):
         self.epoch = epoch
 
+    def voices(self):
+        """The voices (voice_of) of the speakers it mixes from, sorted."""
+        return sorted({voice_of(s) for s in self.utts})
+
     def __len__(self):
         return self.length
 

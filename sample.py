@@ -30,7 +30,7 @@ import torch
 from scipy.signal import resample_poly
 from scipy.stats import t as student_t
 
-from data import SPEED, AudioError, DataError, DynamicMix, LibriMix, libri2mix_dir, load_audio, resolve_root, voice_of
+from data import SPEED, AudioError, DataError, DynamicMix, LibriMix, libri2mix_dir, load_audio, resolve_root
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters, si_sdr
 
 REPO = Path(__file__).resolve().parent  # runs/ and pretrained/ are the repository's, from any directory
@@ -339,8 +339,8 @@ def evaluate(args, steps):
     if trained_with.get("voices", 1.0) < 1:
         w = trained_with
         try:
-            heard = sorted({voice_of(s) for s in DynamicMix(resolve_root(w["data"]), w["train_split"], freq=w["freq"],
-                                                            mode=w["mode"], seed=w["seed"], voices=w["voices"]).utts})
+            heard = DynamicMix(resolve_root(w["data"]), w["train_split"], freq=w["freq"], mode=w["mode"],
+                               seed=w["seed"], voices=w["voices"]).voices()
         except DataError as e:
             print(f"note: the voices it trained on are not reported ({e})", file=sys.stderr)
     sr, chunk = model.cfg.sample_rate, int(args.chunk_seconds * model.cfg.sample_rate)

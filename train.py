@@ -434,7 +434,7 @@ def main(argv=None):
         print(f"{args.config} model, {n / 1e6:.2f}M parameters, start={run.cfg.start}, on {run.device} x{run.world}; "
               f"{len(train_set)} training examples from {root}; writing {run.out}")
         if args.voices != 1:
-            voices = sorted({data.voice_of(s) for s in train_set.utts})
+            voices = train_set.voices()
             print(f"training voices ({args.voices:g} of the split's): {len(voices)}, {len(train_set.utts)} speakers: "
                   f"{' '.join(voices)}")
     for stage in stages:
