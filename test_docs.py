@@ -356,8 +356,24 @@ def test_a_masker_trained_alone_is_a_mask_not_a_control(tmp_path):
 def test_empty_evidence_says_the_results_are_being_rebuilt(tmp_path):
     page, block = results.build(tmp_path), results.readme_block(tmp_path)
     assert block == results.REBUILD and "being rebuilt" in block and "-o docs/evidence/RUN" in block
-    assert results.REBUILD in page and page.count("_Not measured yet._") == 7
+    assert results.REBUILD in page and page.count("_Not measured yet._") == 8
     assert not re.search(r"\d\.\d", block)  # no measured number at all
+
+
+def test_demo_sh_has_its_own_section_and_is_no_seed(tmp_path):
+    mask = [1.0, 2.0] * 4
+    write_eval(tmp_path / "m2f", {"mask-only": (0, mask), "Mask2Flow 1 step": (1, mask)})
+    write_eval(tmp_path / "demo.sh", {"mask-only": (0, [m + 1.5 for m in mask]),
+                                      "Mask2Flow 1 step": (1, [m + 1.75 for m in mask])})
+    (tmp_path / "demo.sh" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes\n"
+                                                  "1,900,0.4,0.1,2.5,2.5,6.5\n2,0,nan,0.1,2.5,2.5,0\n2,500,0.3,0.1,2.5,2.75,7.25\n")
+    page = results.build(tmp_path)
+    tables, section = page.split("## The main job: demo.sh")
+    assert "it trained stage 1 900 steps in 6.50 min, stage 2 500 steps in 7.25 min" in section
+    assert "| demo test (unseen real speakers), clean | 2, 7 | 3.00 ± 0.00 | 3.25 ± 0.00 | **yes**: +0.25 ± 0.00 dB |" \
+        in section
+    assert "demo.sh" not in tables and "2 seeds" not in tables  # neither a row nor a seed of the default system
+    assert "demo.sh" not in results.readme_block(tmp_path)
 
 
 def test_training_runs_and_figures_come_from_their_files(tmp_path):
