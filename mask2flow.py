@@ -482,7 +482,7 @@ class Config:
 CONFIGS = {
     "tiny": Config(),  # tests
     "small": Config(patch=1, dit_width=128, dit_depth=3),  # CPU demos: a DiT with room to beat the mask
-    "paper": Config(spk_channels=32, spk_hidden=256, spk_dim=256,
+    "paper": Config(spk_channels=32, spk_hidden=256, spk_dim=256, spk_stride=2,
                     mask_channels=16, mask_hidden=320, mask_lstm_layers=2,
                     patch=8, dit_width=640, dit_depth=9, dit_heads=8),
 }
