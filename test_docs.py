@@ -186,16 +186,18 @@ def test_committed_results_rebuild_from_the_evidence():
 
 
 def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0, config=None, n_mix=4,
-               trained_on="x/ckpt_stage1.pt", **more):
+               trained_on="x/ckpt_stage1.pt", step=None, **more):
     """An eval JSON as `sample.py --eval` writes it, two targets per mixture: systems maps a name to
     (steps, per-example SI-SDRi); the other metrics follow from it, and None marks a failed metric.
-    trained_on: the --stage1 checkpoint the run started from (None: from scratch); more: other fields."""
+    trained_on: the --stage1 checkpoint the run started from (None: from scratch); step: of the checkpoint
+    (default 7; for a stage 1 from scratch, demo's stage-1 steps); more: other fields."""
     mids = [f"{i // 2}000-1-0001_{i // 2}001-1-0001" for i in range(2 * n_mix)]
     examples = {"mixture_id": mids, "target_index": [1 + i % 2 for i in range(2 * n_mix)],
                 "speaker": [f"{i // 2}00{i % 2}" for i in range(2 * n_mix)]}
     mixture = [0.1 * i for i in range(2 * n_mix)]
     report = {"data": "demo", "split": split, "label": sample.SPLIT_LABELS.get(split, split), "mix_type": mix_type,
-              "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "step": 7, "seed": seed, "trained_on": trained_on,
+              "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "seed": seed,
+              "step": step or (results.STAGE1_STEPS if stage == 1 and trained_on is None else 7), "trained_on": trained_on,
               "config": {**dataclasses.asdict(CONFIGS["tiny"]), **(config or {})}, "parameters": {"total": 1234567},
               "machine": "a test machine", "torch": torch.__version__, "seconds": 1.0, "examples": examples,
               "systems": {}, **more}
@@ -333,6 +335,11 @@ def test_variants_are_named_against_their_preset():
     assert results.variant({"config": small, "voices": 0.5}) == " (voices 0.5)"
     assert results.variant({"config": small, "speed": [0.9, 1.1]}) == ""
     assert results.variant({"config": small, "speed": [0.8, 1.25]}) == " (speed 0.8-1.25)"
+    alone = {"config": small, "stage": 1, "trained_on": None}  # a stage 1 from scratch: its steps count
+    assert results.variant({**alone, "step": results.STAGE1_STEPS}) == ""
+    assert results.variant({**alone, "step": 12000}) == " (train_steps 12000)"
+    assert results.variant({**alone, "step": 2400, "trained_on": "x/ckpt_stage1.pt"}) == ""  # a control
+    assert results.variant({**alone, "step": 2400, "stage": 2}) == ""  # a flow's steps are not its mask's
     assert results.variant({"config": {**small, "patch": 2}, "voices": 0.5}, results.FLOW_VARIANTS) == " (patch 2)"
     m2f = results.M2F
     labels = {m2f, results.MASK, f"{m2f} (wave_loss 0.001)", f"{m2f} (dit_width 192, dit_depth 4, wave_loss 0.001)"}
@@ -347,7 +354,7 @@ def test_a_masker_trained_alone_is_a_mask_not_a_control(tmp_path):
                config={"masker": "lstm", "mask_hidden": 96}, trained_on=None)
     page = results.build(tmp_path)
     row = next(line for line in page.splitlines() if line.startswith(f"| {results.MASK} (masker lstm, mask_hidden 96) | 0 |"))
-    assert "| 0.50 ± 0.00 |" in row and "`lstm` (1, 7, 0)" in row  # SI-SDRi; the run (stage, step, seed)
+    assert "| 0.50 ± 0.00 |" in row and "`lstm` (1, 4500, 0)" in row  # SI-SDRi; the run (stage, step, seed)
     assert results.CONTROL not in page and "| 9.00 ± " not in page  # its flow is untrained
     assert "| Config's defaults beat (masker lstm, mask_hidden 96), mask-only (demo test, clean) | not reported | " \
            "**yes**: +0.50 ± 0.00 dB" in page

@@ -121,21 +121,25 @@ def kind(report):
 
 
 STAGE1_VARIANTS = ("voices", "speed", "speaker", "masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_stride",
-                   "spk_stride", "mask_wave_loss")
+                   "spk_stride", "mask_wave_loss", "train_steps")
+STAGE1_STEPS = 4500  # the steps of demo's stage 1 (docs/README.md); a masker trained for more is a variant
 FLOW_VARIANTS = ("patch", "dit_width", "dit_depth", "t_zero", "t_power", "wave_loss")
 
 
 def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
     """' (t_zero 0, t_power 1)' for a run trained otherwise than its preset, the one of CONFIGS its
     saved config is closest to (stage 1's layout or loss; the flow's tokens, DiT size, time sampler or
-    waveform loss), or on other training data (train.py --voices, --speed). A field the run's config
-    predates has Config's default: what the model then did."""
+    waveform loss), on other training data (train.py --voices, --speed), or, trained from scratch
+    alone, for another number of steps than demo's stage 1. A field the run's config predates has
+    Config's default: what the model then did."""
     saved = report.get("config", {})
     default = min(CONFIGS.values(), key=lambda p: sum(v != getattr(p, f, v) for f, v in saved.items()))
     speed = "{:g}-{:g}".format
     cfg = {**dataclasses.asdict(Config()), **saved, "voices": report.get("voices", 1.0),
-           "speed": speed(*report.get("speed", SPEED))}
-    preset = {**dataclasses.asdict(default), "voices": 1.0, "speed": speed(*SPEED)}  # train.py's defaults
+           "speed": speed(*report.get("speed", SPEED)),
+           "train_steps": report["step"] if report.get("stage") == 1 and not report.get("trained_on") else STAGE1_STEPS}
+    preset = {**dataclasses.asdict(default), "voices": 1.0, "speed": speed(*SPEED),  # train.py's defaults
+              "train_steps": STAGE1_STEPS}
     changed = [f"{f} {cfg[f] if isinstance(cfg[f], str) else format(cfg[f], 'g')}"
                for f in fields if cfg[f] != preset[f]]
     return f" ({', '.join(changed)})" if changed else ""
