@@ -122,7 +122,7 @@ def kind(report):
 
 STAGE1_VARIANTS = ("voices", "speed", "speaker", "masker", "mask_layers", "mask_hidden", "mask_blocks", "mask_stride",
                    "spk_stride", "mask_wave_loss", "train_steps")
-STAGE1_STEPS = 4500  # the steps of demo's stage 1 (docs/README.md); a masker trained for more is a variant
+STAGE1_STEPS = 4500  # the steps of demo's stage 1 (docs/README.md); a masker trained for more or fewer is a variant
 FLOW_VARIANTS = ("patch", "dit_width", "dit_depth", "t_zero", "t_power", "wave_loss")
 
 
