@@ -1,0 +1,527 @@
+"""Tests of the course readings (docs/): every code reference points at code that exists, every
+link resolves, and the analyses of docs/figures.py compute what the readings say they compute."""
+
+import argparse
+import ast
+import dataclasses
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import t as student_t
+
+from mask2flow import CONFIGS, FiLM, Mask2Flow, si_sdr
+import sample
+from sample import mean_ci
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+READINGS = sorted(DOCS.glob("[0-9]*.md"))
+REF = re.compile(r"`((?:docs/)?\w+\.py)(::?)([A-Za-z_][\w.]*)`")  # `f.py:name`, `f.py:Class.method`, `test_f.py::test`
+
+
+def load_docs_module(name):
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", DOCS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+figures, results = load_docs_module("figures"), load_docs_module("results")
+
+
+def names_in(path):
+    """Top-level functions, classes and assignments of a file, and Class.member for their members."""
+    names = set()
+
+    def assigned(node):
+        if isinstance(node, ast.Assign):
+            return [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            return [node.target.id]
+        return []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        names.update(assigned(node))
+        if isinstance(node, ast.ClassDef):
+            for member in node.body:
+                if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(f"{node.name}.{member.name}")
+                names.update(f"{node.name}.{n}" for n in assigned(member))
+    return names
+
+
+def all_markdown():
+    return sorted(DOCS.glob("*.md"))
+
+# --- the readings point at code that exists ---
+
+
+def test_readings_exist_and_are_listed_in_order():
+    assert len(READINGS) == 6, [p.name for p in READINGS]
+    index = (DOCS / "README.md").read_text()
+    positions = [index.find(f"]({p.name})") for p in READINGS]
+    assert all(i >= 0 for i in positions), "docs/README.md must link every reading"
+    assert positions == sorted(positions), "docs/README.md must list the readings in order"
+
+
+def test_every_code_reference_exists():
+    found = 0
+    for md in all_markdown():
+        for file, sep, name in REF.findall(md.read_text()):
+            path = ROOT / file
+            assert path.is_file(), f"{md.name}: `{file}{sep}{name}`: no file {file}"
+            if Path(file).name.startswith("test_"):
+                assert sep == "::", f"{md.name}: write tests as `{file}::{name}`"
+            else:
+                assert sep == ":", f"{md.name}: write code as `{file}:{name}` (one colon)"
+            assert name in names_in(path), f"{md.name}: `{file}{sep}{name}` does not exist"
+            found += 1
+    assert found >= 40, f"only {found} code references found: is the pattern still right?"
+
+
+@pytest.mark.parametrize("reading", READINGS, ids=lambda p: p.name)
+def test_each_reading_is_tied_to_code_and_has_exercises(reading):
+    text = reading.read_text()
+    assert len(REF.findall(text)) >= 4, f"{reading.name} should point at the code it explains"
+    assert "## Exercises" in text and "## Answers" in text
+    assert text.index("## Exercises") < text.index("## Answers")
+
+
+def test_links_resolve():
+    """Links to markdown and code files exist, and every results.md#anchor is a heading that
+    docs/results.py writes (the PNGs are generated, so they are not checked here)."""
+    headings = {re.sub(r"[^\w\- ]", "", h.lower()).strip().replace(" ", "-")
+                for h in re.findall(r"^#+ (.+)$", results.build(), flags=re.M)}
+    for md in all_markdown():
+        for target in re.findall(r"\]\(([^)\s]+)\)", md.read_text()):
+            if target.startswith("http") or target.endswith(".png"):
+                continue
+            file, _, anchor = target.partition("#")
+            if file:
+                assert (md.parent / file).exists(), f"{md.name}: broken link {target}"
+            if Path(file).name == "results.md" and anchor:
+                assert anchor in headings, f"{md.name}: results.py writes no heading #{anchor}"
+
+# --- the analyses compute what the readings say ---
+
+
+def speech_like(seed, n=16000):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(n) / 16000
+    f0 = 100 + 150 * torch.rand(1, generator=g)
+    x = sum(torch.sin(2 * torch.pi * f0 * k * t + k) / k for k in range(1, 12))
+    return (x * (0.6 + 0.4 * torch.sin(2 * torch.pi * 3 * t)) + 0.05 * torch.randn(n, generator=g))[None]
+
+
+def tiny(start="masked"):
+    torch.manual_seed(0)
+    return Mask2Flow(dataclasses.replace(CONFIGS["tiny"], start=start)).eval()
+
+
+@pytest.mark.slow
+def test_delete_insert_properties():
+    model = tiny()
+    target, other, ref = speech_like(0), speech_like(1), speech_like(2)
+    mix = target + other
+    states, tgt = figures.di_states(model, mix, target, ref, steps=8)
+    assert len(states) == 9
+    for D, I in states:  # adaLN-Zero: the untrained flow never moves, so every step is the mask
+        assert torch.equal(D, states[0][0]) and torch.equal(I, states[0][1])
+    assert states[0][1].item() == 0  # a mask in [0, 1] can only delete
+    props = figures.shares({"mask": [states[0][0].item(), 0.0], "target": [tgt[0].item(), tgt[1].item()]})
+    for p in props.values():
+        assert p["delete"] + p["insert"] == pytest.approx(1)
+    # the target's insertion share, computed directly from torch.stft
+    spec = lambda x: torch.stft(x, 512, 128, window=torch.hann_window(512), pad_mode="constant",
+                                     return_complex=True).abs() ** 2
+    d = spec(target) - spec(mix)
+    direct = d.clamp_min(0).sum() / d.abs().sum()
+    assert props["target"]["insert"] == pytest.approx(direct.item(), rel=1e-3)
+    assert 0 < props["target"]["insert"] < 1
+    nD, nI = figures.di_states(model, mix, target, ref, 1, figures.bins_changed)[1]  # the bin-count variant
+    assert (nI / (nD + nI)).item() == pytest.approx(((d > 0).sum() / (d != 0).sum()).item(), abs=0.01)
+    # from the mixture, an untrained flow changes nothing: no proportions at all
+    flat = figures.di_states(tiny("mixture"), mix, target, ref, steps=2)[0]
+    assert figures.shares({"flow": [flat[1][0].item(), flat[1][1].item()]})["flow"]["delete"] is None
+
+
+@pytest.mark.slow
+def test_steps_scores_properties():
+    target, ref = speech_like(0)[0].numpy(), speech_like(2)[0].numpy()
+    mix = target + speech_like(1)[0].numpy()
+    models = {"Mask2Flow": tiny(), "noise": tiny("noise")}
+    scores = figures.steps_scores(models, mix, target, ref, [1, 2, 4], {}, seed=3)
+    mask_only = si_sdr(models["Mask2Flow"].extract(torch.from_numpy(mix)[None], torch.from_numpy(ref)[None], steps=0),
+                       torch.from_numpy(target)[None]).item()
+    for k in (1, 2, 4):  # untrained: every step count gives the mask's output
+        assert scores["Mask2Flow"][k]["si_sdr"] == pytest.approx(mask_only, abs=1e-4)
+    again = figures.steps_scores({"noise": models["noise"]}, mix, target, ref, [2], {}, seed=3)
+    assert again["noise"][2] == scores["noise"][2]  # the same seed draws the same x0
+
+
+def test_over_suppression_floor():
+    """No mask in [0, 1] can restore target energy the mixture lacks: the mask misses at least as
+    much of the target as the mixture does."""
+    model = tiny()
+    target, ref = speech_like(0), speech_like(2)
+    _, missing, _ = figures.over_suppression(model, target + speech_like(1), target, ref)
+    assert 0 <= missing["mixture"] <= missing["mask"] <= 1
+
+# --- the results page and the README block are built from docs/evidence alone ---
+
+
+def test_committed_results_rebuild_from_the_evidence():
+    """docs/results.md and the README's results block are exactly what docs/results.py makes of
+    docs/evidence: a number changed by hand, or evidence changed without rerunning it, fails here."""
+    assert (DOCS / "results.md").read_text() == results.build(), "rerun python docs/results.py"
+    readme = (ROOT / "README.md").read_text()
+    assert results.with_block(readme, results.readme_block()) == readme, "rerun python docs/results.py"
+    assert (DOCS / "evidence" / "README.md").is_file()
+
+
+def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0, config=None, n_mix=4,
+               trained_on="x/ckpt_stage1.pt", step=None, **more):
+    """An eval JSON as `sample.py --eval` writes it, two targets per mixture: systems maps a name to
+    (steps, per-example SI-SDRi); the other metrics follow from it, and None marks a failed metric.
+    trained_on: the --stage1 checkpoint the run started from (None: from scratch); step: of the checkpoint
+    (default 7; for a stage 1 from scratch, demo's stage-1 steps); more: other fields."""
+    mids = [f"{i // 2}000-1-0001_{i // 2}001-1-0001" for i in range(2 * n_mix)]
+    examples = {"mixture_id": mids, "target_index": [1 + i % 2 for i in range(2 * n_mix)],
+                "speaker": [f"{i // 2}00{i % 2}" for i in range(2 * n_mix)]}
+    mixture = [0.1 * i for i in range(2 * n_mix)]
+    report = {"data": "demo", "split": split, "label": sample.SPLIT_LABELS.get(split, split), "mix_type": mix_type,
+              "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "seed": seed,
+              "step": step or (results.STAGE1_STEPS if stage == 1 and trained_on is None else 7), "trained_on": trained_on,
+              "config": {**dataclasses.asdict(CONFIGS["tiny"]), **(config or {})}, "parameters": {"total": 1234567},
+              "machine": "a test machine", "torch": torch.__version__, "seconds": 1.0, "examples": examples,
+              "systems": {}, **more}
+    for name, (k, sdri) in {"mixture": (None, [0.0] * 2 * n_mix), **systems}.items():
+        scores = {"si_sdr": [None if v is None else m + v for m, v in zip(mixture, sdri)], "si_sdri": sdri,
+                  "pesq": [None if v is None else 1.5 + v / 10 for v in sdri], "estoi": [0.5] * 2 * n_mix,
+                  "spk_sim": [0.8] * 2 * n_mix}
+        report["systems"][name] = {"steps": k, "metrics": {m: mean_ci(v, mids) for m, v in scores.items()},
+                                   "scores": scores}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"eval_demo_{split}_{mix_type}.json").write_text(sample.to_json(report) + "\n")
+    return report
+
+
+def test_paired_differences_are_clustered_by_mixture(tmp_path):
+    mask = [1.0, 2.0, 0.5, 1.5, 2.0, 1.0, 0.0, 3.0]
+    diff = [1.0, 1.5, 3.0, 3.5, 0.0, 0.5, 4.0, 4.5]  # Mask2Flow - mask, per example: the two targets of a mixture agree
+    write_eval(tmp_path / "m2f", {"mask-only": (0, mask), "Mask2Flow 1 step": (1, [m + d for m, d in zip(mask, diff)])})
+    labels = results.conditions(results.read_evidence(tmp_path))[("demo", "test", "clean")]
+    d = results.paired(labels["Mask2Flow 1 step"], labels[results.MASK], "si_sdri")
+    by_mixture = [1.25, 3.25, 0.25, 4.25]  # the oracle: a Student t interval over the 4 mixtures' mean differences
+    half = student_t.ppf(0.975, 3) * np.std(by_mixture, ddof=1) / 2
+    assert d["mean"] == pytest.approx(2.25) and d["ci95"] == pytest.approx(half) and (d["n"], d["clusters"]) == (8, 4)
+    naive = mean_ci(diff)["ci95"]  # the 8 examples taken as independent: an interval that excludes zero
+    assert naive < 2.25 < half
+    page = results.build(tmp_path)
+    assert f"| the flow stage improves on its own mask (demo test, clean) | yes (masking over-suppresses) | " \
+           f"no measurable difference: +2.25 ± {half:.2f} dB (paired, n = 8 in 4 mixtures; one seed each) |" in page
+    assert f"| {results.MASK} | 0 | " in page and "`m2f` (2, 7, 0)" in page
+
+
+@pytest.mark.parametrize("shift, words", [(+3.0, "**yes**: +"), (-3.0, "**no, the reverse**: -"),
+                                          (0.0, "no measurable difference: ")])
+def test_a_claim_is_a_result_only_when_its_interval_excludes_zero(tmp_path, shift, words):
+    noise = [1.0, -1.0, -2.0, 2.0, 0.5, -0.5, 1.5, -1.5]  # zero mean; mixtures differ
+    control = [2.0] * 8
+    write_eval(tmp_path / "m2f", {"mask-only": (0, control), "Mask2Flow 1 step": (1, [2.0 + shift + e for e in noise])})
+    write_eval(tmp_path / "control", {"mask-only": (0, control), "Mask2Flow 1 step": (1, control)}, stage=1, seed=5)
+    page = results.build(tmp_path)
+    claim = next(line for line in page.splitlines() if "same budget spent on masking (demo test, clean)" in line)
+    assert words in claim and "one seed each" in claim
+    assert claim.count("**") == (0 if shift == 0 else 2)
+    assert f"| {results.CONTROL} | 0 | " in page and "Mask2Flow 1 step | 1 | 2.00" not in page  # the control's flow: untrained
+
+
+def test_failures_are_counted_and_shown(tmp_path):
+    m2f = [3.0, 4.0, 3.5, 4.5, 3.0, 4.0, 3.5, None]  # one example whose metrics failed
+    write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, m2f)})
+    page = results.build(tmp_path)
+    row = next(line for line in page.splitlines() if line.startswith("| Mask2Flow 1 step | 1 | "))
+    assert row.count("(n = 7)") == 3 and "| 3.64 ± " in row  # SI-SDR, SI-SDRi and PESQ failed there, not ESTOI
+    assert "(n = k) after a value: the metric failed on the other examples, which its mean leaves out." in page
+    mask_row = next(line for line in page.splitlines() if line.startswith(f"| {results.MASK} | 0 | "))
+    assert "(n =" not in mask_row
+    claim = next(line for line in page.splitlines() if line.startswith("| the flow stage improves on its own mask"))
+    assert "n = 7 in 4 mixtures, 1 without both scores left out" in claim
+
+
+def test_seeds_are_averaged_per_example_and_counted(tmp_path):
+    mask = [1.0] * 8
+    for seed, gain in ((0, 1.0), (1, 3.0)):  # two training seeds of Mask2Flow, one of the control
+        write_eval(tmp_path / f"m2f-{seed}", {"mask-only": (0, mask), "Mask2Flow 1 step": (1, [1 + gain] * 8)}, seed=seed)
+    write_eval(tmp_path / "control", {"mask-only": (0, [1.5] * 8), "Mask2Flow 1 step": (1, [1.5] * 8)}, stage=1)
+    page = results.build(tmp_path)
+    claim = next(line for line in page.splitlines() if "same budget spent on masking" in line)
+    assert "+1.50" in claim and "2 seeds against one seed" in claim  # (2 + 4) / 2 - 1.5
+    assert page.count(f"| {results.MASK} | 0 | ") == 1  # the same masker in both seeds' files: kept once
+    assert "`m2f-0` (2, 7, 0)" in page and "`m2f-1` (2, 7, 1)" in page
+
+
+def test_any_split_and_the_time_sampler_variant(tmp_path):
+    base = {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [2.0, 2.5] * 4)}
+    for split in ("test", "test-synth", "dev", "test-other"):  # results.py knows no list of splits
+        write_eval(tmp_path / "m2f", base, split=split)
+    write_eval(tmp_path / "uniform", {**base, "Mask2Flow 1 step": (1, [1.0, 1.5] * 4)}, config={"t_zero": 0.0, "t_power": 1.0})
+    page = results.build(tmp_path)
+    for split, label in (("test", "unseen real speakers"), ("test-synth", "unseen synthetic voices"),
+                         ("dev", "unseen speakers (validation)"), ("test-other", "test-other")):
+        assert f"### demo {split} ({label}), clean" in page
+    assert "| Mask2Flow 1 step (t_zero 0, t_power 1) | 1 | " in page
+    assert "| Config's defaults beat (t_zero 0, t_power 1) (demo test, clean) | not reported | " \
+           "**yes**: +1.00 ± 0.00 dB" in page
+    assert "| the flow stage improves on its own mask (t_zero 0, t_power 1) (demo test, clean) | " \
+           "yes (masking over-suppresses) | **yes**: +0.25 ± " in page  # the variant against its own mask
+
+
+def test_a_stage1_variant_is_compared_with_its_own_mask(tmp_path):
+    write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [2.0, 2.5] * 4)})
+    write_eval(tmp_path / "tuned", {"mask-only": (0, [3.0] * 8), "Mask2Flow 1 step": (1, [3.5, 3.0] * 4)},
+               config={"mask_wave_loss": 0.01, "wave_loss": 0.001})
+    page = results.build(tmp_path)
+    masks = [line for line in page.splitlines() if line.startswith(f"| {results.MASK}")]
+    assert len(masks) == 2 and "| 1.00 ± " in masks[0] and masks[1].startswith(f"| {results.MASK} (mask_wave_loss 0.01) | 0 |")
+    assert "| 3.00 ± " in masks[1]
+    assert "| the flow stage improves on its own mask (mask_wave_loss 0.01, wave_loss 0.001) (demo test, clean) | " \
+           "yes (masking over-suppresses) | **yes**: +0.25 ± " in page  # against 3.00, not the other run's 1.00
+    assert "2 seeds" not in page  # two maskers, not two seeds of one
+    assert "| Config's defaults beat (mask_wave_loss 0.01), mask-only (demo test, clean) | not reported | " \
+           "**no, the reverse**: -2.00 ± " in page
+    write_eval(tmp_path / "control", {"mask-only": (0, [3.5] * 8)}, stage=1, config={"mask_wave_loss": 0.01})
+    page = results.build(tmp_path)
+    assert "| the flow stage beats the same budget spent on masking (mask_wave_loss 0.01, wave_loss 0.001) (demo test, " \
+           "clean) | not reported | **no, the reverse**: -0.25 ± " in page  # against its own control
+
+
+def test_a_mask_trained_on_some_voices_is_compared_on_the_targets_it_heard_and_the_others(tmp_path):
+    """Targets 1 of each mixture have speakers '<i>000', which the --voices run trained on."""
+    for split in ("test-seen", "test"):
+        write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [1.0] * 8)}, split=split)
+    write_eval(tmp_path / "half", {"mask-only": (0, [2.0, 0.0] * 4)}, split="test-seen", stage=1, trained_on=None,
+               voices=0.5, trained_voices=[f"{i}000" for i in range(4)])
+    write_eval(tmp_path / "half", {"mask-only": (0, [0.5] * 8)}, stage=1, trained_on=None,
+               voices=0.5, trained_voices=["elsewhere"])  # test: no target heard, no such rows
+    page = results.build(tmp_path)
+    claim = "| Config's defaults beat (voices 0.5), mask-only, on the targets whose voice it"
+    assert f"{claim} heard (demo test-seen, clean) | not reported | **no, the reverse**: -1.00 ± 0.00 dB " \
+           "(paired, n = 4 in 4 mixtures" in page
+    assert f"{claim} never heard (demo test-seen, clean) | not reported | **yes**: +1.00 ± 0.00 dB " \
+           "(paired, n = 4 in 4 mixtures" in page
+    assert "(demo test-seen, clean) | not reported | no measurable difference: +0.00 ± " in page  # all 8 together
+    assert page.count(claim) == 2
+
+
+def test_variants_are_named_against_their_preset():
+    """A small-preset run is no variant, also one saved before a field existed (it has the default);
+    a wider DiT or other tokens on it are variants, named by what differs."""
+    small = dataclasses.asdict(CONFIGS["small"])
+    assert results.variant({"config": small}) == ""
+    assert results.variant({"config": {k: v for k, v in small.items() if k not in ("spk_stride", "mask_stride")}}) == ""
+    assert results.variant({"config": {**small, "spk_stride": 2, "patch": 2}}) == " (spk_stride 2, patch 2)"
+    wide = {**small, "dit_width": 192, "dit_depth": 4, "wave_loss": 0.001}
+    assert results.variant({"config": wide}) == " (dit_width 192, dit_depth 4, wave_loss 0.001)"
+    assert results.variant({"config": dataclasses.asdict(CONFIGS["paper"])}) == ""
+    assert results.variant({"config": small, "voices": 1.0}) == ""  # train.py --voices: every voice
+    assert results.variant({"config": small, "voices": 0.5}) == " (voices 0.5)"
+    assert results.variant({"config": small, "speed": [0.9, 1.1]}) == ""
+    assert results.variant({"config": small, "speed": [0.8, 1.25]}) == " (speed 0.8-1.25)"
+    alone = {"config": small, "stage": 1, "trained_on": None}  # a stage 1 from scratch: its steps count
+    assert results.variant({**alone, "step": results.STAGE1_STEPS}) == ""
+    assert results.variant({**alone, "step": 12000}) == " (train_steps 12000)"
+    assert results.variant({**alone, "step": 2400, "trained_on": "x/ckpt_stage1.pt"}) == ""  # a control
+    assert results.variant({**alone, "step": 2400, "stage": 2}) == ""  # a flow's steps are not its mask's
+    assert results.variant({"config": {**small, "patch": 2}, "voices": 0.5}, results.FLOW_VARIANTS) == " (patch 2)"
+    m2f = results.M2F
+    labels = {m2f, results.MASK, f"{m2f} (wave_loss 0.001)", f"{m2f} (dit_width 192, dit_depth 4, wave_loss 0.001)"}
+    claims = {(a, b, claim) for a, b, claim, _ in results.comparisons(labels)}
+    assert (f"{m2f} (wave_loss 0.001)", f"{m2f} (dit_width 192, dit_depth 4, wave_loss 0.001)",
+            "the preset's DiT size beats (dit_width 192, dit_depth 4, wave_loss 0.001)") in claims
+
+
+def test_a_masker_trained_alone_is_a_mask_not_a_control(tmp_path):
+    write_eval(tmp_path / "m2f", {"mask-only": (0, [1.0] * 8), "Mask2Flow 1 step": (1, [2.0] * 8)})
+    write_eval(tmp_path / "lstm", {"mask-only": (0, [1.0, 0.0] * 4), "Mask2Flow 1 step": (1, [9.0] * 8)}, stage=1,
+               config={"masker": "lstm", "mask_hidden": 96}, trained_on=None)
+    page = results.build(tmp_path)
+    row = next(line for line in page.splitlines() if line.startswith(f"| {results.MASK} (masker lstm, mask_hidden 96) | 0 |"))
+    assert "| 0.50 ± 0.00 |" in row and "`lstm` (1, 4500, 0)" in row  # SI-SDRi; the run (stage, step, seed)
+    assert results.CONTROL not in page and "| 9.00 ± " not in page  # its flow is untrained
+    assert "| Config's defaults beat (masker lstm, mask_hidden 96), mask-only (demo test, clean) | not reported | " \
+           "**yes**: +0.50 ± 0.00 dB" in page
+
+
+def test_empty_evidence_says_the_results_are_being_rebuilt(tmp_path):
+    page, block = results.build(tmp_path), results.readme_block(tmp_path)
+    assert block == results.REBUILD and "being rebuilt" in block and "-o docs/evidence/RUN" in block
+    assert results.REBUILD in page and page.count("_Not measured yet._") == 8
+    assert not re.search(r"\d\.\d", block)  # no measured number at all
+
+
+def test_demo_sh_has_its_own_section_and_is_no_seed(tmp_path):
+    mask = [1.0, 2.0] * 4
+    write_eval(tmp_path / "m2f", {"mask-only": (0, mask), "Mask2Flow 1 step": (1, mask)})
+    write_eval(tmp_path / "demo.sh", {"mask-only": (0, [m + 1.5 for m in mask]),
+                                      "Mask2Flow 1 step": (1, [m + 1.75 for m in mask])})
+    (tmp_path / "demo.sh" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes\n"
+                                                  "1,900,0.4,0.1,2.5,2.5,6.5\n2,0,nan,0.1,2.5,2.5,0\n2,500,0.3,0.1,2.5,2.75,7.25\n")
+    page = results.build(tmp_path)
+    tables, section = page.split("## The main job: demo.sh")
+    assert "it trained stage 1 900 steps in 6.50 min, stage 2 500 steps in 7.25 min" in section
+    assert "| demo test (unseen real speakers), clean | 2, 7 | 3.00 ± 0.00 | 3.25 ± 0.00 | **yes**: +0.25 ± 0.00 dB |" \
+        in section
+    assert "demo.sh" not in tables and "2 seeds" not in tables  # neither a row nor a seed of the default system
+    assert "demo.sh" not in results.readme_block(tmp_path)
+
+
+def test_training_runs_and_figures_come_from_their_files(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes\n"
+                                              "1,500,0.5,0.1,1.5,1.5,4.25\n1,1000,0.4,0.1,2.5,2.5,8.5\n"
+                                              "2,300,0.3,0.1,2.5,3.25,3.75\n2,600,0.3,0.1,2.5,3.0,7.0\n")
+    (tmp_path / "di.json").write_text((DOCS / "evidence" / "di.json").read_text())
+    page = results.build(tmp_path)
+    assert "| `run` | 1 | 1000 | 8.50 | 2.50 | 1000 |" in page and "| `run` | 2 | 600 | 7.00 | 3.25 | 300 |" in page
+    assert f"Source: `{tmp_path.name}/di.json` (docs/figures.py di)" in page
+
+
+def test_bad_evidence_and_readme_fail_in_one_line(tmp_path):
+    write_eval(tmp_path / "ev" / "m2f", {"mask-only": (0, [1.0] * 8)})
+    block = results.readme_block(tmp_path / "ev")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{results.BEGIN}\nold\n{results.END}\n\nthe rest\n")
+    out = tmp_path / "results.md"
+    results.main(["--evidence", str(tmp_path / "ev"), "--out", str(out), "--readme", str(readme)])
+    assert readme.read_text() == f"# title\n\n{results.BEGIN}\n{block.rstrip()}\n{results.END}\n\nthe rest\n"
+    assert out.read_text() == results.build(tmp_path / "ev") and "| mixture | – | 0.35 ± " in block
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="needs one"):
+        results.main(["--evidence", str(tmp_path / "ev"), "--out", str(out), "--readme", str(readme)])
+    path = tmp_path / "ev" / "m2f" / "eval_demo_test_clean.json"
+    report = json.loads(path.read_text())
+    del report["examples"]
+    path.write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="no per-example scores"):
+        results.build(tmp_path / "ev")
+    path.write_text("{not json")
+    with pytest.raises(SystemExit, match="cannot read"):
+        results.build(tmp_path / "ev")
+
+
+def test_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    args = argparse.Namespace(out=tmp_path, split="test", runs=[tmp_path / "run", f"{tmp_path / 'run'}:1"], ckpt=None,
+                              flow_only=None, noise=None, control=None)
+    props = figures.shares({"flow-only step 1": [3.0, 1.0], "mask": [1.0, 0.0], "target": [2.0, 1.0]})
+    figures.plot_di({"clean": props, "noisy": props}, args, 2)
+    ref = {"si_sdr": mean_ci([1.0, 2.0]), "pesq": mean_ci([1.5, 2.0])}
+    figures.plot_steps({"steps": [1, 2], "systems": {"Mask2Flow": {"1": ref, "2": ref}},
+                        "references": {"mixture": ref}}, args, 2)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1\n"
+                                              "1,10,0.5,0.1,1.0,1.0\n1,20,0.4,0.1,2.0,2.0\n2,10,0.3,0.1,2.0,3.0\n")
+    figures.cmd_curves(args)
+    P = {k: torch.rand(1, 257, 20) + 1e-3 for k in ("mixture", "mask", "Mask2Flow", "target")}
+    figures.plot_spectrograms(P, {"mixture": 0.0, "mask": 1.0, "Mask2Flow": 2.0}, "an example", CONFIGS["tiny"], args)
+    for name in ("di", "steps", "curves", "spectrograms", "oversuppression"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_readme_preset_sizes_are_what_mask2flow_prints():
+    """README's preset table: the parameter counts `python mask2flow.py` prints, to the digits shown."""
+    from mask2flow import count_parameters
+    readme = (ROOT / "README.md").read_text()
+    for name, cfg in CONFIGS.items():
+        row = re.search(rf"^\| `{name}`[^|]*\|([^\n]*)$", readme, re.M)
+        assert row, f"README has no row for the {name} preset"
+        shown = [c.strip().rstrip("M") for c in row.group(1).strip(" |").split("|")]
+        model = Mask2Flow(cfg)
+        parts = [model] + [getattr(model, p) for p in ("speaker", "masker", "dit")]
+        for text, part in zip(shown, parts):
+            digits = len(text.split(".")[1]) if "." in text else 0
+            assert float(text) == round(count_parameters(part) / 1e6, digits), (name, text)
+
+
+def test_speakers_swaps_the_enrollment(tmp_path):
+    """figures.py speakers scores each example with its own enrollment and with the other voice's:
+    an untrained model (zero FiLM) ignores the enrollment, so the two agree exactly; once FiLM is
+    non-zero they differ."""
+    from test_data import make_librimix
+    make_librimix(tmp_path / "LibriMix", "test", 3)
+    torch.manual_seed(0)
+    model = Mask2Flow(CONFIGS["tiny"])
+    scores = []
+    for name in ("untrained", "film"):
+        if name == "film":
+            for m in model.modules():
+                if isinstance(m, FiLM):
+                    torch.nn.init.normal_(m.linear.weight, std=0.5)
+        ckpt = tmp_path / f"{name}.pt"
+        torch.save({"config": dataclasses.asdict(model.cfg), "model": model.state_dict(), "ema": model.state_dict(),
+                    "stage": 2, "step": 0, "best_val": 0.0, "data": {}}, ckpt)
+        figures.main(["speakers", "--ckpt", str(ckpt), "--data", str(tmp_path / "LibriMix"), "--split", "test",
+                      "--limit", "4", "--evidence", str(tmp_path / name)])
+        out = json.loads((tmp_path / name / "speakers_test.json").read_text())
+        assert out["n_pairs"] >= 2  # the examples whose other voice is enrolled too
+        s = out["scores"]
+        assert 0 <= s["matched, ours"]["mean"] <= 1
+        for label in ("mask-only", "Mask2Flow 1 step"):
+            own, other = s[f"{label}, own enrollment"]["mean"], s[f"{label}, other voice's enrollment"]["mean"]
+            assert s[f"{label}, own minus other voice's enrollment"]["mean"] == pytest.approx(own - other, abs=1e-6)
+        scores.append(s["mask-only, own minus other voice's enrollment"])
+    assert scores[0]["mean"] == 0
+    assert abs(scores[1]["mean"]) > 1e-3
+    page = results.build(tmp_path / "film")  # results.md shows the file it read
+    assert "## Speaker conditioning" in page
+    assert "(`film/speakers_test.json`)" in page
+
+
+def test_rtf_is_the_runs_own_when_timed_else_a_preset_of_its_size():
+    bench = {"rows": [{"config": "small", "checkpoint": None, "device": "cpu", "parameters": 5, "rtf": {"1": 0.02}},
+                      {"config": "run-b", "checkpoint": "runs/run-b/ckpt_last.pt", "device": "cpu", "parameters": 5,
+                       "rtf": {"1": 0.01}},
+                      {"config": "small, torch.compile", "compile": True, "device": "cpu", "parameters": 5,
+                       "rtf": {"1": 0.001}}]}
+    assert results.rtf(bench, 5, 1, "run-b") == "0.0100"  # its own checkpoint's timing
+    assert results.rtf(bench, 5, 1, "run-a") == "0.0200"  # another run's is no preset: the eager preset's
+    assert results.rtf(bench, 6, 1, "run-a") == "–" and results.rtf(bench, 5, 4, "run-b") == "–"
+
+
+def test_speedups_compare_a_preset_with_itself_before_in_the_same_run():
+    rows = [{"config": "paper", "device": "cpu", "rtf": {"0": 0.02, "1": 0.03}},
+            {"config": "paper, torch.compile", "device": "cpu", "rtf": {"1": 0.025}},
+            {"config": "paper, before", "device": "cpu", "rtf": {"0": 0.05, "1": 0.075}},
+            {"config": "paper, before, torch.compile", "device": "cpu", "rtf": {"1": 0.05}},
+            {"config": "small", "device": "cpu", "rtf": {"1": 0.01}}]  # no before row: no line
+    assert results.speedups(rows) == [
+        "- `paper` on cpu: one step 2.50x as fast as `paper, before` (RTF 0.0300 against 0.0750, same run)",
+        "- `paper, torch.compile` on cpu: one step 2.00x as fast as `paper, before, torch.compile` "
+        "(RTF 0.0250 against 0.0500, same run)",
+        "- `paper, torch.compile` on cpu: one step 3.00x as fast as `paper, before` (RTF 0.0250 against 0.0750, "
+        "same run)", ""]
+    assert results.speedups(rows[4:]) == []
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the repository's git history")
+def test_then_bench_times_an_earlier_commit_beside_today(tmp_path):
+    then_bench = load_docs_module("then_bench")
+    out = tmp_path / "then.json"
+    then_bench.main(["--rev", "HEAD", "--configs", "tiny", "--repeats", "2", "-o", str(out)])
+    report = json.loads(out.read_text())
+    (r,) = report["rows"]
+    assert r["config"] == "tiny" and report["steps"] == [0, 1]
+    assert r["parameters"]["now"] == sum(p.numel() for p in Mask2Flow(CONFIGS["tiny"]).parameters())
+    assert all(len(r["seconds"][w][k]) == 2 and r["rtf"][w][k] > 0 for w in ("then", "now") for k in ("0", "1"))
+    table = results.then_section({**report, "_file": "evidence/then.json"})
+    assert any(line.startswith("| tiny |") for line in table)
+    with pytest.raises(SystemExit, match="cannot read mask2flow.py"):
+        then_bench.main(["--rev", "no-such-revision", "-o", str(out)])
