@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from scipy.signal import resample_poly
+from scipy.signal import butter, resample_poly, sosfiltfilt
 
 SAMPLE_RATE = 16000
 MIX_TYPES = {"clean": "mix_clean", "noisy": "mix_both"}
@@ -297,26 +297,33 @@ class DynamicMix(torch.utils.data.Dataset):
         random place when shorter), `enroll_segment` seconds of the enrollment (None: whole);
       - the target at -33..-25 dBFS and the interferer -rel_db..rel_db dB from it (whole utterances,
         as LibriMix levels them); with mix_type "noisy", a noise file of the split at -38..-30 dBFS;
-      - a share `single` of items without interferer (mix = target, plus noise when noisy);
+      - a share `single` of items without interferer (mix = target, plus noise when noisy), a share
+        `absent` with the target's speaker absent (mix = interferers only, target = silence: the model
+        must then return near silence), and among the others a share `three` with a second interferer;
+      - `lowpass`: the share of recordings (target, enrollment, each interferer apart) low-passed at
+        3.5-7.5 kHz, as a band-limited microphone or codec (LibriSpeech's MP3s stop near 5.8 kHz) does;
+      - `light_noise`: the share of items with coloured Gaussian noise (1/f^0..2) 15-30 dB below the target;
       - with `voices` < 1, only the speakers of that seeded share of the split's voices (keep_voices):
         the data ablation of docs/6.
     A mixture that would clip is scaled down with its target. `length` items make an epoch, by default
     as many as LibriMix gives for the split (two per mixture). The item is LibriMix's: mix, target,
-    enroll, mixture_id ('<target utt>_<interferer utt>', or the target utterance alone),
-    target_index (1), speaker (the target's, before perturbation)."""
+    enroll, mixture_id (the utterances mixed, '_'-joined, the target's first; 'absent_' before it when
+    absent), target_index (1), speaker (the target's, before perturbation)."""
 
     def __init__(self, root, split="train-100", mix_type="clean", freq="16k", mode="min", segment=3.0,
                  sample_rate=SAMPLE_RATE, seed=0, enroll_segment=None, length=None, single=0.1,
-                 speed=SPEED, rel_db=5.0, voices=1.0):
+                 speed=SPEED, rel_db=5.0, voices=1.0, absent=0.0, three=0.0, lowpass=0.0, light_noise=0.0):
         if mix_type not in MIX_TYPES or freq not in ("16k", "8k") or mode not in ("min", "max"):
             raise DataError(f"unknown LibriMix option: mix_type {mix_type!r} (clean|noisy), "
                             f"freq {freq!r} (16k|8k), mode {mode!r} (min|max)")
-        if not (0 <= single <= 1 and 0.5 <= speed[0] <= speed[1] <= 2 and rel_db >= 0 and 0 < voices <= 1):
-            raise DataError(f"DynamicMix needs 0 <= single <= 1, 0.5 <= speed low <= high <= 2, rel_db >= 0, "
-                            f"0 < voices <= 1; got single {single}, speed {tuple(speed)}, rel_db {rel_db}, "
-                            f"voices {voices}")
-        self.sample_rate, self.seed, self.epoch, self.single, self.speed, self.rel_db = \
-            sample_rate, seed, 0, single, tuple(speed), rel_db
+        shares = dict(single=single, absent=absent, three=three, lowpass=lowpass, light_noise=light_noise)
+        if not (all(0 <= v <= 1 for v in shares.values()) and single + absent <= 1 and 0.5 <= speed[0] <= speed[1] <= 2
+                and rel_db >= 0 and 0 < voices <= 1):
+            raise DataError(f"DynamicMix needs shares in [0, 1] (single + absent <= 1), 0.5 <= speed low <= high <= 2, "
+                            f"rel_db >= 0, 0 < voices <= 1; got {', '.join(f'{k} {v}' for k, v in shares.items())}, "
+                            f"speed {tuple(speed)}, rel_db {rel_db}, voices {voices}")
+        self.sample_rate, self.seed, self.epoch, self.speed, self.rel_db = sample_rate, seed, 0, tuple(speed), rel_db
+        self.single, self.absent, self.three, self.lowpass, self.light_noise = single, absent, three, lowpass, light_noise
         self.segment = None if segment is None else int(segment * sample_rate)
         self.enroll_segment = None if enroll_segment is None else int(enroll_segment * sample_rate)
         self.dir = libri2mix_dir(root) / f"wav{freq}" / mode
@@ -341,8 +348,8 @@ class DynamicMix(torch.utils.data.Dataset):
         self.pool = [(s, j) for s in sorted(self.utts) for j in range(len(self.utts[s]))]
         self.noise = sorted({path(r["noise_path"]) for r in rows}) if noise else []
         self.length = length or 2 * len(rows)
-        if len(self.utts) < 2 or not self.targets:
-            raise DataError(f"{csv_path}: dynamic mixing needs two speakers and one with two utterances; "
+        if len(self.utts) < 2 + (three > 0) or not self.targets:
+            raise DataError(f"{csv_path}: dynamic mixing needs {2 + (three > 0)} speakers and one with two utterances; "
                             f"found {len(self.utts)} speakers, {len(self.targets)} enrollable utterances")
         first = self.utts[self.pool[0][0]][0][1]
         if not first.is_file():
@@ -360,11 +367,14 @@ class DynamicMix(torch.utils.data.Dataset):
 
     def read(self, path, factor, n, rng):
         """A random window of n samples (all, when shorter or n is None) of an utterance played factor
-        times faster, and the level (dB) of the whole utterance."""
+        times faster, low-passed with probability `lowpass`, and the level (dB) of the whole utterance."""
         x = load_audio(path, self.sample_rate)
         down = round(100 * factor)  # factor in steps of 0.01
         x = crop(x, None if n is None else math.ceil(n * down / 100), rng)
         y = resample_poly(x, 100, down).astype(np.float32) if down != 100 else x
+        if rng.random() < self.lowpass:
+            sos = butter(8, rng.uniform(3500, min(7500, 0.45 * self.sample_rate)), fs=self.sample_rate, output="sos")
+            y = sosfiltfilt(sos, y).astype(np.float32)
         return y[:n], rms_db(x)
 
     def __getitem__(self, i):
@@ -372,28 +382,41 @@ class DynamicMix(torch.utils.data.Dataset):
         spk, j = self.targets[rng.integers(len(self.targets))]
         utt, path = self.utts[spk][j]
         enroll_path = self.utts[spk][(j + 1 + rng.integers(len(self.utts[spk]) - 1)) % len(self.utts[spk])][1]
-        other = spk
-        while other == spk:
-            other, k = self.pool[rng.integers(len(self.pool))]
-        f_target, f_other = rng.uniform(*self.speed, 2)
+        f_target = rng.uniform(*self.speed)
         target, level = self.read(path, f_target, self.segment, rng)
         enroll, _ = self.read(enroll_path, f_target, self.enroll_segment, rng)
         target_db = rng.uniform(-33, -25)
         target = target * 10 ** ((target_db - level) / 20)
-        mix, mid = target.copy(), utt
-        if rng.random() >= self.single:
-            x, level = self.read(self.utts[other][k][1], f_other, len(target), rng)
+        mix, ids = target.copy(), [utt]
+        kind = rng.random()  # < single: the target alone; < single + absent: the target absent
+        n_others = 0 if kind < self.single else 2 if rng.random() < self.three else 1
+        if self.single <= kind < self.single + self.absent:
+            mix, target, ids = np.zeros_like(target), np.zeros_like(target), ["absent", utt]
+        for _ in range(n_others):  # interferers: other speakers, each its own speed and level
+            other = spk
+            while other == spk or any(u.startswith(other + "-") for u in ids):
+                other, k = self.pool[rng.integers(len(self.pool))]
+            x, level = self.read(self.utts[other][k][1], rng.uniform(*self.speed), len(target), rng)
             start = rng.integers(len(target) - len(x) + 1)
             mix[start:start + len(x)] += x * 10 ** ((target_db - rng.uniform(-self.rel_db, self.rel_db) - level) / 20)
-            mid = f"{utt}_{self.utts[other][k][0]}"
+            ids.append(self.utts[other][k][0])
         if self.noise:
             x = load_audio(self.noise[rng.integers(len(self.noise))], self.sample_rate)
             x = crop(np.tile(x, len(mix) // len(x) + 1), len(mix), rng)
             mix = mix + x * 10 ** ((rng.uniform(-38, -30) - rms_db(x)) / 20)
+        if rng.random() < self.light_noise:
+            x = coloured_noise(len(mix), rng.uniform(0, 2), rng, self.sample_rate)
+            mix = mix + x * 10 ** ((target_db - rng.uniform(15, 30) - rms_db(x)) / 20)
         gain = min(1.0, 0.9 / max(np.abs(mix).max(), 1e-9))  # clip protection, as LibriMix
         return dict(mix=torch.from_numpy((mix * gain).astype(np.float32)),
                     target=torch.from_numpy((target * gain).astype(np.float32)),
-                    enroll=torch.from_numpy(enroll), mixture_id=mid, target_index=1, speaker=spk)
+                    enroll=torch.from_numpy(enroll), mixture_id="_".join(ids), target_index=1, speaker=spk)
+
+
+def coloured_noise(n, beta, rng, sample_rate=SAMPLE_RATE):
+    """n samples of Gaussian noise with a 1/f^beta power spectrum (flat below 50 Hz)."""
+    f = np.fft.rfftfreq(n, 1 / sample_rate)
+    return np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) / np.maximum(f, 50) ** (beta / 2), n).astype(np.float32)
 
 
 def collate(batch):

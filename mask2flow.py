@@ -573,7 +573,7 @@ class Mask2Flow(nn.Module):
             xm = self.mask(Y, spk, frames)
             loss = masked_mse(xm, x1, frames)
             if self.cfg.mask_wave_loss > 0:
-                loss = loss - self.cfg.mask_wave_loss * self.wave_si_sdr(xm, x1, frames, lengths).mean()
+                loss = loss - self.cfg.mask_wave_loss * self.wave_si_sdr(xm, x1, frames, lengths)
             return loss
         with torch.no_grad():
             spk = self.embed_speaker(ref, ref_lengths)
@@ -590,15 +590,18 @@ class Mask2Flow(nn.Module):
         loss = masked_mse(v, ut, frames)
         if self.cfg.wave_loss > 0:
             x1_hat = xt + (1 - t[:, None, None, None]) * v
-            loss = loss - self.cfg.wave_loss * self.wave_si_sdr(x1_hat, x1, frames, lengths).mean()
+            loss = loss - self.cfg.wave_loss * self.wave_si_sdr(x1_hat, x1, frames, lengths)
         return loss
 
     def wave_si_sdr(self, est, ref, frames=None, lengths=None):
-        """SI-SDR (B,) in dB, capped at 30, between the waveforms of two compressed spectrograms, over
-        the first lengths samples (default: all). Uncapped, the examples without interferer (which
-        an identity mask gets nearly right) outweigh the mixtures."""
+        """Batch mean of the SI-SDR in dB, capped at 30, between the waveforms of two compressed
+        spectrograms, over the first lengths samples (default: all). Uncapped, the examples without
+        interferer (which an identity mask gets nearly right) outweigh the mixtures. An example whose
+        target is silent (the enrolled speaker is absent) has no SI-SDR: it counts 0 here, and the
+        squared error alone pulls its output to silence."""
         L = self.cfg.hop * (est.shape[-1] - 1) if lengths is None else int(lengths.max())
-        return si_sdr(self.wav(est, L, frames), self.wav(ref, L, frames), lengths, cap_db=30)
+        present = (ref.abs().flatten(1).amax(1) > 0).to(ref.dtype)  # (B,)
+        return (si_sdr(self.wav(est, L, frames), self.wav(ref, L, frames), lengths, cap_db=30) * present).mean()
 
     @torch.no_grad()
     def sample(self, x0, Y, spk, steps=1, frames=None):

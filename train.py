@@ -157,6 +157,14 @@ def parse_args(argv=None):
     p.add_argument("--speed", type=float, nargs=2, default=list(data.SPEED), metavar=("LOW", "HIGH"),
                    help="with --dynamic-mix: range of the speed perturbation (resampling, which moves pitch and "
                         "formants) that makes new pseudo-speakers of each training voice")
+    p.add_argument("--absent", type=float, default=0.0, metavar="SHARE",
+                   help="with --dynamic-mix: share of examples whose enrolled speaker is absent (target = silence)")
+    p.add_argument("--three", type=float, default=0.0, metavar="SHARE",
+                   help="with --dynamic-mix: share of the mixtures with a second interferer (three voices)")
+    p.add_argument("--lowpass", type=float, default=0.0, metavar="SHARE",
+                   help="with --dynamic-mix: share of recordings low-passed at 3.5-7.5 kHz (band-limited channels)")
+    p.add_argument("--light-noise", type=float, default=0.0, metavar="SHARE",
+                   help="with --dynamic-mix: share of examples with coloured noise 15-30 dB below the target")
     p.add_argument("--config", default=None, choices=list(CONFIGS),
                    help="model size preset (default small); with --stage1, only its DiT fields apply")
     p.add_argument("--stage", default=None, choices=["1", "2", "all"],
@@ -300,9 +308,12 @@ def load_data(args, cfg):
         root = data.resolve_root(args.data)
         kw = dict(mix_type="noisy" if args.noisy else "clean", freq=args.freq, mode=args.mode,
                   sample_rate=cfg.sample_rate, seed=args.seed)
-        if (args.voices != 1 or tuple(args.speed) != data.SPEED) and not args.dynamic_mix:
-            raise SystemExit("error: --voices and --speed need --dynamic-mix (they act on the mixing of its sources)")
-        more = dict(voices=args.voices, speed=args.speed) if args.dynamic_mix else {}
+        mixing = {k: getattr(args, k) for k in ("voices", "speed", "absent", "three", "lowpass", "light_noise")}
+        if mixing != dict(voices=1.0, speed=list(data.SPEED), absent=0, three=0, lowpass=0, light_noise=0) \
+                and not args.dynamic_mix:
+            raise SystemExit("error: --voices, --speed, --absent, --three, --lowpass and --light-noise need "
+                             "--dynamic-mix (they act on the mixing of its sources)")
+        more = mixing if args.dynamic_mix else {}
         train_set = (data.DynamicMix if args.dynamic_mix else data.LibriMix)(
             root, args.train_split, segment=args.segment, enroll_segment=args.enroll_segment, **kw, **more)
         dev_set = data.LibriMix(root, args.dev_split, segment=None, **kw)
