@@ -2,8 +2,7 @@
 Examples for training, extraction and evaluation: one reader for the LibriMix layout, and an
 offline demo corpus written in that same layout.
 
-    python data.py demo           # build ./data/demo (corpus.py): real speech and Debian's synthetic voices
-    python data.py check PATH     # validate any LibriMix-layout folder
+    python data.py PATH           # validate any LibriMix-layout folder (the demo corpus: python corpus.py)
 
 LibriMix (Cosentino et al., 2020) is built by its own scripts (github.com/JorisCos/LibriMix,
 generate_librimix.sh). We read what they write:
@@ -33,7 +32,7 @@ SAMPLE_RATE = 16000
 MIX_TYPES = {"clean": "mix_clean", "noisy": "mix_both"}
 SPEED = (0.9, 1.1)  # DynamicMix's speed perturbation range: new pseudo-speakers of every voice
 HOW_TO_GET = ("generate LibriMix with its upstream scripts (https://github.com/JorisCos/LibriMix, "
-              "generate_librimix.sh), or build the offline demo corpus with `python data.py demo`")
+              "generate_librimix.sh), or build the offline demo corpus with `python corpus.py`")
 
 
 class AudioError(Exception):
@@ -113,7 +112,7 @@ def layout_error(root, expected):
 def locator(rows, mode_dir):
     """CSV paths are absolute on the machine that built the corpus: when they are not here, take
     their last three parts (<split>/<subdir>/<file>) relative to wav<freq>/<mode>."""
-    here = Path(rows[0]["mixture_path"]).is_file()
+    here = Path(rows[0]["source_1_path"]).is_file()
     return lambda p: Path(p) if here else mode_dir.joinpath(*Path(p).parts[-3:])
 
 
@@ -185,6 +184,9 @@ class LibriMix(torch.utils.data.Dataset):
                 self.utts[speaker_of(u)].setdefault(u, p)
         self.utts = {spk: sorted(by_utt.items()) for spk, by_utt in self.utts.items()}
         if not self.mixtures[0][1].is_file():
+            if self.mixtures[0][2][0].is_file():  # the demo's train-100
+                raise DataError(f"{csv_path} lists sources without their mixtures: train on {split} with "
+                                f"--dynamic-mix, which mixes them afresh")
             raise DataError(f"{csv_path} lists {self.mixtures[0][1]}, which is missing; {HOW_TO_GET}")
         self.fixed = None if self.train else self.fixed_enrollments()
         self.examples = [(m, k) for m, (mid, _, _, utts) in enumerate(self.mixtures) for k in (1, 2)
@@ -448,10 +450,12 @@ def check(path, limit=None, tolerance=1e-3):
             problems.append(str(e))
             continue
         path_of = locator(rows, mode_dir)
+        sources_only = not path_of(rows[0]["mixture_path"]).is_file() and path_of(rows[0]["source_1_path"]).is_file()
         for r in rows:
             bad = lambda what: problems.append(f"{c.name}: {r['mixture_ID']}: {what}")
-            try:  # the mixture, then its sources (and noise)
-                wavs = [load_audio(path_of(r[k]), None, return_rate=True) for k in r if k.endswith("_path")]
+            try:  # the mixture, then its sources (and noise); the sources alone in a split for dynamic mixing
+                keys = [k for k in r if k.endswith("_path") and not (sources_only and k == "mixture_path")]
+                wavs = [load_audio(path_of(r[k]), None, return_rate=True) for k in keys]
                 lengths = {len(x) for x, _ in wavs} | {int(float(r["length"]))}
             except (AudioError, ValueError) as e:
                 bad(e)
@@ -459,12 +463,16 @@ def check(path, limit=None, tolerance=1e-3):
             samples += len(wavs[0][0])
             if {sr for _, sr in wavs} != {rate}:
                 bad(f"sample rates {sorted({sr for _, sr in wavs})}, expected {rate} in {mode_dir.parent.name}")
-            if len(lengths) > 1:
+            if sources_only:
+                if min(lengths) != int(float(r["length"])):
+                    bad(f"the CSV's length {r['length']} is not that of the shorter source")
+            elif len(lengths) > 1:
                 bad(f"the files and the CSV disagree on the length: {sorted(lengths)}")
             elif np.abs(wavs[0][0] - sum(x for x, _ in wavs[1:])).max() > tolerance:
                 bad("the mixture is not the sum of its sources (and noise)")
         found = len(problems) - before
-        print(f"{c.relative_to(path)}: {len(rows)} mixtures, {samples / (rate or 1) / 3600:.2f} h, "
+        what = "pairs of sources (no mixtures: for dynamic mixing)" if sources_only else "mixtures"
+        print(f"{c.relative_to(path)}: {len(rows)} {what}, {samples / (rate or 1) / 3600:.2f} h, "
               f"{f'{found} problem(s)' if found else 'ok'}")
     for p in problems[:50]:
         print(p)
@@ -473,26 +481,13 @@ def check(path, limit=None, tolerance=1e-3):
 
 
 if __name__ == "__main__":
-    import corpus  # the demo corpus builder; it imports this file as `data`, hence its own DataError below
-    parser = argparse.ArgumentParser(description="Build the offline demo corpus, or check a LibriMix-layout folder.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="build a small corpus in the LibriMix layout from speech/, flite, festival and sox")
-    demo.add_argument("--out", default=str(resolve_root("demo")), help="where to build it (default data/demo in this repository)")
-    for split, n in corpus.DEMO_SIZES.items():
-        demo.add_argument(f"--{split.removesuffix('-100')}", type=int, default=n, help=f"mixtures in {split} ({n})")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    demo.add_argument("--force", action="store_true", help="rebuild an existing corpus (the cache is kept)")
-    chk = sub.add_parser("check", help="validate a LibriMix-layout folder (exit 1 when anything is wrong)")
-    chk.add_argument("path")
-    chk.add_argument("--limit", type=int, default=None, help="check only the first N mixtures of each CSV")
+    parser = argparse.ArgumentParser(description="Check a LibriMix-layout folder (the demo corpus: python corpus.py).")
+    parser.add_argument("path")
+    parser.add_argument("--limit", type=int, default=None, help="check only the first N mixtures of each CSV")
     args = parser.parse_args()
     try:
-        if args.command == "demo":
-            sizes = {split: getattr(args, split.removesuffix("-100").replace("-", "_")) for split in corpus.DEMO_SIZES}
-            corpus.build_demo(args.out, sizes, args.seed, args.workers, args.force)
-        elif check(args.path, args.limit):
+        if check(args.path, args.limit):
             sys.exit(1)
-    except (DataError, AudioError, corpus.DataError, corpus.AudioError) as e:
+    except (DataError, AudioError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

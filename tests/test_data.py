@@ -290,15 +290,15 @@ def cli(*args):
 
 
 def test_check_cli(corpus):
-    r = cli("check", corpus / "Libri2Mix", "--limit", "2")
+    r = cli(corpus / "Libri2Mix", "--limit", "2")
     assert r.returncode == 0 and "all ok" in r.stdout and "2 mixtures" in r.stdout, r.stdout + r.stderr
     victim = next((corpus / "Libri2Mix/wav16k/min/test/mix_clean").glob("*.wav"))
     sf.write(victim, np.zeros(len(load_audio(victim))), 16000)
-    r = cli("check", corpus)
+    r = cli(corpus)
     assert r.returncode == 1 and f"{victim.stem}: the mixture is not the sum" in r.stdout
-    r = cli("check", corpus / "Libri2Mix" / "wav8k" / "min" / "test")  # not a corpus root
+    r = cli(corpus / "Libri2Mix" / "wav8k" / "min" / "test")  # not a corpus root
     assert r.returncode == 1 and "not a LibriMix folder" in r.stdout and "Traceback" not in r.stderr
-    r = cli("check", corpus.parent / "nowhere")
+    r = cli(corpus.parent / "nowhere")
     assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -383,7 +383,8 @@ def test_dynamic_mix_noise_and_errors(corpus, tmp_path):
     ds = DynamicMix(corpus, "train-100", mix_type="noisy", single=1, segment=0.5)
     noise = (ds[0]["mix"] - ds[0]["target"]).numpy()
     assert len(ds.noise) == 8 and -38.5 < rms_db(noise) < -29.5
-    for bad in (dict(single=1.5), dict(speed=(1.2, 1.1)), dict(rel_db=-1), dict(mix_type="loud"), dict(voices=0)):
+    for bad in (dict(single=1.5), dict(speed=(1.2, 1.1)), dict(rel_db=-1), dict(mix_type="loud"), dict(voices=0),
+                dict(absent=-0.1), dict(single=0.6, absent=0.6), dict(three=2), dict(lowpass=1.1), dict(light_noise=-1)):
         with pytest.raises(DataError) as e:
             DynamicMix(corpus, "train-100", **bad)
         assert "\n" not in str(e.value)
@@ -417,3 +418,60 @@ def test_dynamic_mix_voices_share_draws_from_the_kept_speakers_only(corpus):
     assert len(ds) == len(DynamicMix(corpus, "train-100"))  # as many items an epoch as with every voice
     for i in range(40):
         assert {u.split("-")[0] for u in sources_of(ds[i])} <= set(ds.utts)
+
+
+def test_dynamic_mix_absent_target_is_silence_and_enrolls_someone_not_in_the_mix(corpus):
+    ds = DynamicMix(corpus, "train-100", segment=0.5, single=0, absent=1, length=30, speed=(1, 1))
+    for item in map(ds.__getitem__, range(len(ds))):
+        ids = sources_of(item)
+        assert ids[0] == "absent" and ids[1].split("-")[0] == item["speaker"]
+        assert not item["target"].any() and item["mix"].abs().max() > 0.001  # only interferers speak
+        assert all(u.split("-")[0] != item["speaker"] for u in ids[2:])
+    shares = DynamicMix(corpus, "train-100", segment=0.3, single=0.2, absent=0.3, length=400, speed=(1, 1))
+    kinds = [sources_of(it)[0] == "absent" for it in map(shares.__getitem__, range(len(shares)))]
+    assert 80 <= sum(kinds) <= 160  # 0.3 of 400, within 4 sigma
+
+
+def test_dynamic_mix_three_voices_are_three_speakers(corpus):
+    ds = DynamicMix(corpus, "train-100", segment=None, single=0, three=1, length=30, speed=(1, 1))
+    for item in map(ds.__getitem__, range(len(ds))):
+        ids = sources_of(item)
+        assert len(ids) == 3 and len({u.split("-")[0] for u in ids}) == 3
+        assert item["target"].abs().max() > 0.001 and not torch.equal(item["mix"], item["target"])
+    two = DynamicMix(corpus, "train-100", segment=None, single=0, three=0, length=30)
+    assert all(len(sources_of(two[i])) == 2 for i in range(len(two)))
+
+
+def band_share(x, cutoff, rate=16000):
+    """Share of the energy of x above cutoff Hz."""
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return power[np.fft.rfftfreq(len(x), 1 / rate) > cutoff].sum() / power.sum()
+
+
+def test_dynamic_mix_lowpass_removes_the_top_band(tmp_path):
+    """White-noise sources (energy up to 8 kHz): low-passed ones keep almost nothing above 7.5 kHz."""
+    make_librimix(tmp_path, "train-100", 8)
+    d = tmp_path / "Libri2Mix/wav16k/min/train-100"
+    rng = np.random.default_rng(0)
+    for f in [*d.glob("s1/*.wav"), *d.glob("s2/*.wav")]:
+        sf.write(f, 0.1 * rng.standard_normal(len(load_audio(f))), 16000)
+    full = DynamicMix(tmp_path, "train-100", segment=0.5, single=1, lowpass=0, length=20, speed=(1, 1))
+    assert min(band_share(full[i]["target"].numpy(), 7500) for i in range(20)) > 0.03
+    low = DynamicMix(tmp_path, "train-100", segment=0.5, single=1, lowpass=1, length=20, speed=(1, 1))
+    for i in range(20):
+        assert band_share(low[i]["target"].numpy(), 7500) < 1e-3 and band_share(low[i]["enroll"].numpy(), 7500) < 1e-3
+
+
+def test_dynamic_mix_light_noise_is_well_below_the_target(corpus):
+    ds = DynamicMix(corpus, "train-100", segment=0.5, single=1, light_noise=1, length=30)
+    for item in map(ds.__getitem__, range(len(ds))):
+        noise = (item["mix"] - item["target"]).numpy()
+        assert 14.5 < rms_db(item["target"].numpy()) - rms_db(noise) < 30.5
+
+
+def test_sources_only_split_asks_for_dynamic_mixing(corpus):
+    for f in (corpus / "Libri2Mix/wav16k/min/train-100/mix_clean").glob("*.wav"):
+        f.unlink()
+    with pytest.raises(DataError, match="--dynamic-mix"):
+        LibriMix(corpus, "train-100")
+    assert len(DynamicMix(corpus, "train-100")) > 0
