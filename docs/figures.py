@@ -14,7 +14,7 @@ The figures of the readings, regenerated from checkpoints. Run from the reposito
 
 Each subcommand uses the checkpoints it needs among those given and skips the rest. Every number
 drawn is also written to a JSON file in --evidence (default docs/evidence, the committed evidence);
-docs/results.py turns those, and the JSON of `python sample.py --eval`, into docs/results.md.
+docs/results.py turns those, and the JSON of `python eval.py`, into docs/results.md.
 """
 
 import argparse
@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from data import LibriMix, load_audio, resolve_root  # noqa: E402
 from mask2flow import decompress, magnitude, si_sdr  # noqa: E402
-from sample import (CHUNK_SECONDS, device_name, extract_long, load_model, mean_ci, optional_metrics,  # noqa: E402
-                    resemblyzer_embedding, safe)
+from eval import mean_ci, optional_metrics, resemblyzer_embedding, safe  # noqa: E402
+from sample import CHUNK_SECONDS, device_name, extract_long, load_model  # noqa: E402
 
 STEPS = [1, 2, 4, 8, 16]  # Euler steps compared in the steps figure
 DI_STEPS = 8  # the paper's Figure 2 runs the flow-only sampler for 8 steps
-CHUNK = int(CHUNK_SECONDS * 16000)  # as sample.py --eval: long inputs in windows of 10 s
+CHUNK = int(CHUNK_SECONDS * 16000)  # as eval.py: long inputs in windows of 10 s
 FLOOR_DB = 80  # spectrograms show the top 80 dB
 
 # -----------------------------------------------------------------------------

@@ -4,8 +4,7 @@
 # 1. the model tests on CUDA (test_mask2flow.py's cuda half; CI runs the cpu half)
 # 2. fp32 against bf16 autocast training, same weights and batches (docs/train_bench.py precision)
 # 3. seconds per paper-preset training step at batch 8 and 32 (docs/train_bench.py speed)
-# 4. real-time factors of both presets and of each as it was before its CPU speed-up (--before),
-#    1 / 4 / 8 steps (sample.py --bench), fp32 and bf16;
+# 4. real-time factors of both presets, 1 / 4 / 8 steps (bench.py), fp32 and bf16;
 #    then the paper preset eager and under torch.compile (CUDA graphs), side by side
 # 5. train.py on cuda, alone and under torchrun, and sample.py on cuda against cpu (no file kept)
 # Copy its files to docs/evidence/gpu/ only after reading them (then python docs/results.py).
@@ -17,14 +16,13 @@ python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; pr
 python3 -m pytest -q -p no:cacheprovider test_mask2flow.py -k cuda 2>&1 | tee "$out/pytest_cuda.txt" || failed=1  # a failing test stops no measurement
 python3 docs/train_bench.py precision --config small --steps 400 --device cuda --out "$out/precision_small.json"
 python3 docs/train_bench.py speed --config paper --batch 8 32 --device cuda --out "$out/train_speed_paper.json"
-python3 sample.py --bench --configs small paper --before --eval-steps 1 4 8 --device cuda \
-    -o "$out/bench_cuda.json"
-python3 sample.py --bench --configs small paper --eval-steps 1 4 8 --device cuda --bf16 -o "$out/bench_cuda_bf16.json"
-python3 sample.py --bench --configs paper --eval-steps 1 4 8 --device cuda --compile -o "$out/bench_cuda_compile.json"
+python3 bench.py --configs small paper --steps 1 4 8 --device cuda -o "$out/bench_cuda.json"
+python3 bench.py --configs small paper --steps 1 4 8 --device cuda --bf16 -o "$out/bench_cuda_bf16.json"
+python3 bench.py --configs paper --steps 1 4 8 --device cuda --compile -o "$out/bench_cuda_compile.json"
 # 5. end to end on CUDA: both stages (tiny preset) on a small generated corpus, alone and under torchrun
 #    (NCCL, one rank); then the shipped model extracts a real two-voice mixture on cuda (fp32, bf16) and cpu
 e2e=$(mktemp -d)
-python3 -c "import sys; from pathlib import Path; from test_data import make_librimix as m
+python3 -c "import sys; from pathlib import Path; sys.path.insert(0, 'tests'); from test_data import make_librimix as m
 root = Path(sys.argv[1]) / 'LibriMix'; m(root, 'train-100', 8); m(root, 'dev', 4)" "$e2e"
 tiny=(--data "$e2e/LibriMix" --config tiny --max-steps 20 20 --batch-size 4 --segment 0.5 --enroll-segment 0.5
       --eval-every 10 --eval-examples 4 --log-every 10 --device cuda)

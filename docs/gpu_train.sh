@@ -5,9 +5,9 @@
 #   python corpus.py pool                      # data/pool: Ogg Opus, 15 MB, train-100 as sources only
 #   bash docs/gpu_train.sh OUT NAME STEPS1 STEPS2 MINUTES1 MINUTES2 [train.py options]
 # trains both stages with dynamic mixing at batch 32 (the steps set the schedule, the minutes cap
-# each stage), and writes OUT/NAME.pt (config, EMA weights, training arguments: what sample.py
+# each stage), and writes OUT/NAME.pt (config, EMA weights, training arguments: what eval.py
 # reads) and OUT/NAME_log.csv. Then, on the machine with the corpus:
-#   python sample.py --ckpt OUT/NAME.pt --eval --data demo --limit 100 --eval-steps 1 4 -o docs/evidence/NAME
+#   python eval.py --ckpt OUT/NAME.pt --data demo --limit 100 -o docs/evidence/NAME
 # DEVICE=cpu runs the same on a CPU, POOL=DIR reads another copy (test_train.py checks the script so).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,9 +4,9 @@ docs/evidence/, and from nothing else (docs/evidence/README.md says which comman
 
     python docs/results.py          # rewrites docs/results.md, and README.md between its two marker lines
 
-  docs/evidence/RUN/eval_<data>_<split>_<clean|noisy>.json   python sample.py --eval -o docs/evidence/RUN
+  docs/evidence/RUN/eval_<data>_<split>_<clean|noisy>.json   python eval.py -o docs/evidence/RUN
   docs/evidence/RUN/log.csv                                   the run's own log.csv, copied
-  docs/evidence/bench.json                                    python sample.py --bench -o docs/evidence/bench.json
+  docs/evidence/bench.json                                    python bench.py -o docs/evidence/bench.json
   docs/evidence/then.json                                     python docs/then_bench.py --rev REV -o docs/evidence/then.json
   docs/evidence/{di,steps,example,single}.json                python docs/figures.py
   docs/evidence/speakers_<split>.json                         python docs/figures.py speakers
@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from data import SPEED, voice_of  # noqa: E402
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
-from sample import METRICS, bench_mode, cell, mean_ci, row, steps_label  # noqa: E402
+from bench import bench_mode  # noqa: E402
+from eval import METRICS, cell, mean_ci  # noqa: E402
+from sample import row, steps_label  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
 DEMO_SH = "demo.sh"  # the evidence folder of `bash demo.sh`, the main job
@@ -50,12 +52,12 @@ REBUILD = """_The results of the current model are being rebuilt: docs/evidence/
 For each trained run `RUN` (docs/README.md lists the runs and the commands that train them):
 
 ```
-python sample.py --ckpt runs/RUN/ckpt_last.pt --eval --data demo --limit 100 -o docs/evidence/RUN
-python sample.py --ckpt runs/RUN/ckpt_last.pt --eval --data demo --limit 100 --noisy -o docs/evidence/RUN
+python eval.py --ckpt runs/RUN/ckpt_last.pt --data demo --limit 100 -o docs/evidence/RUN
+python eval.py --ckpt runs/RUN/ckpt_last.pt --data demo --limit 100 --noisy -o docs/evidence/RUN
 cp runs/RUN/log.csv docs/evidence/RUN/
 ```
 
-then `python sample.py --bench -o docs/evidence/bench.json` and `python docs/results.py`.
+then `python bench.py -o docs/evidence/bench.json` and `python docs/results.py`.
 """
 
 
@@ -92,7 +94,7 @@ def read_evidence(folder):
         for path, r in zip(sorted(run.glob("eval_*.json")), reports):
             systems = r.get("systems") if isinstance(r, dict) else None
             if not systems or "examples" not in r or any("scores" not in s for s in systems.values()):
-                raise SystemExit(f"error: {path} has no per-example scores: rewrite it with this sample.py --eval")
+                raise SystemExit(f"error: {path} has no per-example scores: rewrite it with this eval.py")
             n = len(r["examples"].get("mixture_id", []))
             if any(len(v) != n for s in systems.values() for v in s["scores"].values()):
                 raise SystemExit(f"error: {path}: the per-example scores do not match its {n} examples")
@@ -201,7 +203,7 @@ def per_example(entries, metric):
 
 def paired(a, b, metric, keep=lambda key: True):
     """A - B per example on the examples either was scored on (those of them that keep((mixture_id,
-    target_index)) accepts), with the interval of sample.py:mean_ci clustered by mixture; an example
+    target_index)) accepts), with the interval of eval.py:mean_ci clustered by mixture; an example
     missing a score of A or B counts in n_failed. None if unscored."""
     if not any(metric in s["scores"] for entries in (a, b) for _, _, s in entries):
         return None
@@ -318,10 +320,10 @@ def quality_section(groups, bench=None, mix_types=("clean", "noisy"), level="###
     if not groups:
         return lines + [REBUILD]
     lines.append("Mean ± the half-width of its 95% interval, clustered by mixture (the two targets of one mixture "
-                 "are not independent: `sample.py:mean_ci`). SI-SDRi is the SI-SDR gain over the mixture. Source: "
-                 "the `eval_*.json` files of `python sample.py --eval` in docs/evidence. RTF: compute time over "
+                 "are not independent: `eval.py:mean_ci`). SI-SDRi is the SI-SDR gain over the mixture. Source: "
+                 "the `eval_*.json` files of `python eval.py` in docs/evidence. RTF: compute time over "
                  f"audio time of that run's model, or else of a preset of that size, at that step count on "
-                 f"{bench_machine(bench)}, from `python sample.py --bench` (– where it timed no such model).")
+                 f"{bench_machine(bench)}, from `python bench.py` (– where it timed no such model).")
     for (data, split, mix_type), labels in groups.items():
         if mix_type not in mix_types:
             continue
@@ -372,7 +374,7 @@ def training_section(ev):
 
 def rtf(bench, params, steps, run):
     """Real-time factor at this many steps on the benchmark's CPU, eager, of this run's checkpoint if it
-    was timed (`--bench --ckpt`), else of a preset of this size; or '–'."""
+    was timed (`bench.py --ckpt`), else of a preset of this size; or '–'."""
     rows = [b for b in (bench or {}).get("rows", [])
             if b["device"] == "cpu" and not b.get("compile") and str(steps) in b["rtf"]]
     for b in [b for b in rows if b.get("checkpoint") and b["config"] == run] or \
@@ -421,10 +423,10 @@ def then_section(then):
 def bench_section(bench, gpu=None, then=None):
     lines = ["## Size and speed", ""]
     if bench is None:
-        return lines + [todo("python sample.py --bench -o docs/evidence/bench.json")]
+        return lines + [todo("python bench.py -o docs/evidence/bench.json")]
     lines += [f"Real-time factor (compute time / audio time, lower is faster) on {bench['audio_seconds']:.0f} s of "
               f"audio, median of {bench['repeats']} runs; torch {bench['torch']}. "
-              f"Source: `{bench['_file']}` (`python sample.py --bench`).", ""]
+              f"Source: `{bench['_file']}` (`python bench.py`).", ""]
     first = lambda r: (["config", "parameters", "machine"] if r is None else
                        [r["config"], f"{r['parameters'] / 1e6:.2f}M", f"{r['device']}: {r['device_name']}"])
     return lines + rtf_table(bench["rows"], [0] + bench["steps"], first) + [""] + speedups(bench["rows"]) + \
@@ -433,7 +435,7 @@ def bench_section(bench, gpu=None, then=None):
 
 def speedups(rows):
     """How many times faster each preset's one-step extraction is than the same preset before its
-    speed-up, timed in the same run (`sample.py --bench --before`): eager against eager, and under
+    speed-up, timed in the same run (the `, before` rows of an earlier bench.json): eager against eager, and under
     torch.compile (`--compile`) against both."""
     one = {(r["config"], r["device"]): r["rtf"]["1"] for r in rows if "1" in r["rtf"]}
     C = ", torch.compile"
@@ -485,7 +487,7 @@ def gpu_section(gpu):
                             f"`{Path(r['_file']).name}`"])
         lines += [f"Real-time factor of extraction on {', '.join(sorted({r['device_name'] for r in rows}))}, torch "
                   f"{', '.join(sorted({b['torch'] for b in benches}))}, batch 1, {benches[0]['audio_seconds']:.0f} s of "
-                  f"audio, median of {benches[0]['repeats']} runs after a warm-up (`python sample.py --bench --device "
+                  f"audio, median of {benches[0]['repeats']} runs after a warm-up (`python bench.py --device "
                   "cuda`, with `--bf16` or `--compile`). The rows of one file were measured side by side; eager "
                   "extraction at batch 1 waits on the host's kernel launches, so compare rows of different files "
                   "with care. Sources: `docs/evidence/gpu/`.", ""]

@@ -3,12 +3,10 @@ Extraction time of this checkout's presets beside the same presets as an earlier
 
     python docs/then_bench.py --rev 9ab47fc -o docs/evidence/then.json
 
-`sample.py --bench --before` times each preset beside today's code configured as the preset was
-(`sample.py:BEFORE`); that keeps everything else today's. This asks the plainer question, "how much
-faster is it than the code of that commit?": the commit's mask2flow.py (read with `git show`, so
-this needs the repository's history) is imported under another name, and both models extract the
-same 4 s of noise with the same 3 s reference, in turn, in one process, so a busy moment of the
-machine slows both alike. Untrained weights take the time trained ones do. Writes one JSON.
+How much faster is each preset than the code of that commit? The commit's mask2flow.py (read with
+`git show`, so this needs the repository's history) is imported under another name, and both models
+extract bench.py's input (4 s of noise, a 3 s reference) in turn, in one process, so a busy moment
+of the machine slows both alike. Untrained weights take the time trained ones do. Writes one JSON.
 """
 
 import argparse
@@ -27,7 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import mask2flow  # noqa: E402
-from sample import BENCH_SECONDS, bench_input, device_name, steps_label  # noqa: E402
+from bench import BENCH_SECONDS, bench_input  # noqa: E402
+from sample import device_name, steps_label  # noqa: E402
 
 
 def model_code_at(rev):

@@ -14,9 +14,8 @@ import pytest
 import torch
 from scipy.stats import t as student_t
 
+from eval import SPLIT_LABELS, mean_ci, to_json
 from mask2flow import CONFIGS, FiLM, Mask2Flow, si_sdr
-import sample
-from sample import mean_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -187,7 +186,7 @@ def test_committed_results_rebuild_from_the_evidence():
 
 def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0, config=None, n_mix=4,
                trained_on="x/ckpt_stage1.pt", step=None, **more):
-    """An eval JSON as `sample.py --eval` writes it, two targets per mixture: systems maps a name to
+    """An eval JSON as `eval.py` writes it, two targets per mixture: systems maps a name to
     (steps, per-example SI-SDRi); the other metrics follow from it, and None marks a failed metric.
     trained_on: the --stage1 checkpoint the run started from (None: from scratch); step: of the checkpoint
     (default 7; for a stage 1 from scratch, demo's stage-1 steps); more: other fields."""
@@ -195,7 +194,7 @@ def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0,
     examples = {"mixture_id": mids, "target_index": [1 + i % 2 for i in range(2 * n_mix)],
                 "speaker": [f"{i // 2}00{i % 2}" for i in range(2 * n_mix)]}
     mixture = [0.1 * i for i in range(2 * n_mix)]
-    report = {"data": "demo", "split": split, "label": sample.SPLIT_LABELS.get(split, split), "mix_type": mix_type,
+    report = {"data": "demo", "split": split, "label": SPLIT_LABELS.get(split, split), "mix_type": mix_type,
               "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "seed": seed,
               "step": step or (results.STAGE1_STEPS if stage == 1 and trained_on is None else 7), "trained_on": trained_on,
               "config": {**dataclasses.asdict(CONFIGS["tiny"]), **(config or {})}, "parameters": {"total": 1234567},
@@ -208,7 +207,7 @@ def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0,
         report["systems"][name] = {"steps": k, "metrics": {m: mean_ci(v, mids) for m, v in scores.items()},
                                    "scores": scores}
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"eval_demo_{split}_{mix_type}.json").write_text(sample.to_json(report) + "\n")
+    (folder / f"eval_demo_{split}_{mix_type}.json").write_text(to_json(report) + "\n")
     return report
 
 

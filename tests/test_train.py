@@ -314,7 +314,7 @@ def test_gpu_train_script_trains_from_the_small_copy(corpus, tmp_path):
     r = script(tmp_path / "out", "tiny", 2, 2, 5, 5, "--config", "tiny", "--batch-size", "2", "--workers", "0",
                "--segment", "0.5", "--enroll-segment", "0.5", "--eval-examples", "2", "--eval-every", "1")
     assert r.returncode == 0, r.stderr[-2000:]
-    sample.load_model(tmp_path / "out" / "tiny.pt", torch.device("cpu"))  # what --eval will read
+    sample.load_model(tmp_path / "out" / "tiny.pt", torch.device("cpu"))  # what eval.py will read
     rows = list(csv.DictReader((tmp_path / "out" / "tiny_log.csv").read_text().splitlines()))
     assert {r["stage"] for r in rows} == {"1", "2"} and rows[-1]["step"] == "2"
     for argv, pool in (((tmp_path / "new", "tiny"), tmp_path / "nothing"), ((tmp_path / "out", "tiny"), pool)):

@@ -1,0 +1,278 @@
+"""
+Evaluate a Mask2Flow-TSE checkpoint on whole test splits: SI-SDR, SI-SDRi, PESQ, ESTOI, speaker similarity.
+
+    python eval.py --data demo                     # seen and unseen speakers: mask-only, 1 and 4 steps
+    python eval.py --data LibriMix --split test --noisy
+    python eval.py --ckpt runs/RUN/ckpt_last.pt --data demo --limit 100 -o runs/RUN/eval
+
+Every system of the checkpoint (the mixture itself, mask-only, and each --steps count of the flow)
+runs on the same examples. For each split it prints a table (mean ± 95% interval clustered by
+mixture) and writes eval_<data>_<split>_<clean|noisy>.json beside the checkpoint (or into -o), with
+every example's scores, so that two systems can later be compared example by example.
+"""
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import t as student_t
+
+from data import SPEED, AudioError, DataError, DynamicMix, LibriMix, libri2mix_dir, resolve_root
+from mask2flow import count_parameters, si_sdr
+from sample import (CHUNK_SECONDS, InputError, device_name, extract_batch, extract_long, find_checkpoint, get_device,
+                    load_model, row, steps_label)
+
+METRICS = {"si_sdr": "SI-SDR (dB)", "si_sdri": "SI-SDRi (dB)", "pesq": "PESQ-WB", "estoi": "ESTOI",
+           "spk_sim": "spk sim"}
+SPLIT_LABELS = {"test-seen": "seen speakers, held-out sentences", "test": "unseen real speakers",
+                "test-synth": "unseen synthetic voices", "dev": "unseen speakers (validation)"}
+NOT_INSTALLED = "n/a (pip install -r requirements-eval.txt)"
+
+# -----------------------------------------------------------------------------
+# metrics and their intervals
+
+
+def optional_metrics(sr):
+    """PESQ (wide band), ESTOI and speaker similarity from the packages of requirements-eval.txt:
+    name -> fn(est, target), or None where the package is missing. The speaker encoder is
+    resemblyzer's pretrained one (bundled weights), independent of the encoder we train."""
+    fns = {"pesq": None, "estoi": None, "spk_sim": None}
+    try:
+        from pesq import pesq
+        fns["pesq"] = lambda est, target: pesq(sr, target, est, "wb")
+    except ImportError:
+        pass
+    try:
+        from pystoi import stoi
+        fns["estoi"] = lambda est, target: stoi(target, est, sr, extended=True)
+    except ImportError:
+        pass
+    embed = resemblyzer_embedding(sr)
+    if embed is not None:
+        last = {}  # the target's embedding, computed once for all the systems compared on it
+
+        def spk_sim(est, target):
+            if last.get("target") is not target:
+                last.update(target=target, embedding=embed(target))
+            return embed(est) @ last["embedding"]  # cosine
+        fns["spk_sim"] = spk_sim
+    return fns
+
+
+def resemblyzer_embedding(sr):
+    """wav (numpy) -> resemblyzer's unit-norm speaker embedding (pretrained, bundled weights), or None
+    when it is not installed or its weights cannot be loaded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
+            from resemblyzer import VoiceEncoder, preprocess_wav
+        encoder = VoiceEncoder("cpu", verbose=False)
+    except (ImportError, OSError, RuntimeError):
+        return None
+    return lambda wav: encoder.embed_utterance(preprocess_wav(wav, source_sr=sr))
+
+
+def safe(fn, *args):
+    """A metric that cannot be computed for one item (e.g. PESQ finds no speech) is NaN, not a crash."""
+    try:
+        return float(fn(*args))
+    except Exception:
+        return float("nan")
+
+
+def mean_ci(values, clusters=None):
+    """Mean of the finite values with the half-width of its 95% interval, n (finite values) and
+    n_failed (NaN or None: the metric failed there; excluded from the mean, never silently).
+    `clusters` names each value's sampling unit (the mixture, whose two targets are not independent);
+    by default every value is its own unit, which gives the plain Student t interval."""
+    x = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    clusters = np.arange(len(x)) if clusters is None else np.asarray(clusters)
+    assert clusters.shape == x.shape, f"{len(clusters)} cluster labels for {len(x)} values"
+    ok = np.isfinite(x)
+    n, x, clusters = int(ok.sum()), x[ok], clusters[ok]
+    if n == 0:
+        return {"mean": None, "ci95": None, "n": 0, "n_failed": len(ok), "clusters": 0}
+    # cluster-robust t interval: Var(mean) = G/(G-1) * sum_g (sum_{i in g} (x_i - mean))^2 / n^2, t with G-1 dof
+    resid = np.bincount(np.unique(clusters, return_inverse=True)[1].ravel(), weights=x - x.mean())
+    G = len(resid)
+    half = student_t.ppf(0.975, G - 1) * math.sqrt(G / (G - 1) * (resid ** 2).sum()) / n if G > 1 else None
+    return {"mean": float(x.mean()), "ci95": None if half is None else float(half), "n": n,
+            "n_failed": len(ok) - n, "clusters": G}
+
+
+def to_json(obj, level=0):
+    """json.dumps(obj, indent=2), except that a list of plain values stays on one line: a report's
+    per-example scores are a few lines, not thousands."""
+    pad, end = "\n" + "  " * (level + 1), "\n" + "  " * level
+    if isinstance(obj, dict) and obj:
+        return "{" + ",".join(f"{pad}{json.dumps(k)}: {to_json(v, level + 1)}" for k, v in obj.items()) + end + "}"
+    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
+        return "[" + ",".join(pad + to_json(v, level + 1) for v in obj) + end + "]"
+    return json.dumps(obj)
+
+
+def cell(m):
+    """mean ± half-width, with n where the metric failed on some examples (those are not in the mean)."""
+    if m is None or isinstance(m, str):
+        return m or "–"
+    value = "failed" if m["mean"] is None else f"{m['mean']:.2f}"
+    value += f" ± {m['ci95']:.2f}" if m["ci95"] is not None else ""
+    return value + (f" (n = {m['n']})" if m.get("n_failed") else "")
+
+# -----------------------------------------------------------------------------
+# evaluation of a whole split
+
+
+def trained_voices(ckpt):
+    """The voices the checkpoint trained on when train.py --voices kept only some (results.py splits the
+    seen speakers by them), else None."""
+    w = ckpt.get("args") or {}  # train.py's arguments (none in a shipped checkpoint)
+    if w.get("voices", 1.0) >= 1:
+        return None
+    try:
+        return DynamicMix(resolve_root(w["data"]), w["train_split"], freq=w["freq"], mode=w["mode"],
+                          seed=w["seed"], voices=w["voices"]).voices()
+    except DataError as e:
+        print(f"note: the voices it trained on are not reported ({e})", file=sys.stderr)
+        return None
+
+
+def score_split(model, dataset, n, systems, fns, args):
+    """Every system on the first n examples, one padded forward pass per batch and system. Returns
+    scores[system][metric] (a list over examples, None where the metric failed), the examples' ids,
+    and the seconds the model took."""
+    chunk = int(CHUNK_SECONDS * model.cfg.sample_rate)
+    sdr = lambda est, target: si_sdr(torch.from_numpy(est)[None], torch.from_numpy(target)[None]).item()
+    scores = {name: {key: [] for key in METRICS} for name in systems}
+    examples = {"mixture_id": [], "target_index": [], "speaker": []}  # who each score belongs to
+    torch.manual_seed(0)  # a "noise" start draws x0 at random
+    t0, t_model = time.time(), 0.0
+    for first in range(0, n, args.batch_size):
+        items = [dataset[i] for i in range(first, min(n, first + args.batch_size))]
+        mixes, targets, refs = ([item[k].numpy().astype(np.float32) for item in items] for k in ("mix", "target", "enroll"))
+        for key, column in examples.items():
+            column.extend(item[key] for item in items)
+        for name, k in systems.items():
+            t1 = time.time()
+            if k is None:
+                ests = mixes
+            elif max(map(len, mixes)) <= chunk:
+                ests = extract_batch(model, mixes, refs, k, args.bf16)
+            else:
+                ests = [extract_long(model, m, r, k, chunk, args.bf16) for m, r in zip(mixes, refs)]
+            t_model += time.time() - t1
+            for mix, target, est in zip(mixes, targets, ests):
+                values = {"si_sdr": sdr(est, target), **{key: safe(fn, est, target) for key, fn in fns.items() if fn}}
+                values["si_sdri"] = values["si_sdr"] - sdr(mix, target)
+                for key, value in values.items():  # to 1e-4, far below any difference reported; NaN -> None
+                    scores[name][key].append(round(value, 4) if math.isfinite(value) else None)
+        done = first + len(items)
+        eta = (time.time() - t0) / done * (n - done)
+        print(f"\r{dataset.split}: {done}/{n} examples, {time.time() - t0:.0f} s, ETA {eta:.0f} s ",
+              end="", file=sys.stderr, flush=True)
+    print(f"\n{dataset.split}: the model extracted {n * (len(systems) - 1) / max(t_model, 1e-9):.1f} examples/s "
+          f"(batch {args.batch_size}, {'bf16' if args.bf16 else 'fp32'})", file=sys.stderr)
+    return scores, examples, t_model
+
+
+def print_table(report, path):
+    n, G = report["n"], len(set(report["examples"]["mixture_id"]))
+    print(f"\n### {report['data']} {report['split']} ({report['label']}), {report['mix_type']}, n = {n} in {G} "
+          f"mixture{'s' * (G > 1)}, mean ± 95% interval clustered by mixture\n")
+    print(row(["system", "steps", *METRICS.values()]))
+    print(row(["---"] * (len(METRICS) + 2)))
+    for name, s in report["systems"].items():
+        print(row([name, "–" if s["steps"] is None else s["steps"], *map(cell, s["metrics"].values())]))
+    for name, s in report["systems"].items():
+        for key, m in s["metrics"].items():
+            if isinstance(m, dict) and m["n_failed"]:
+                print(f"{METRICS[key]} of {name} failed on {m['n_failed']} of {n} examples: not in its mean")
+    print(f"\nwrote {path}")
+
+
+def evaluate(args):
+    device = get_device(args.device)
+    ckpt_path = Path(args.ckpt) if args.ckpt else find_checkpoint()
+    model, ckpt = load_model(ckpt_path, device)
+    trained_with, heard = ckpt.get("args") or {}, trained_voices(ckpt)
+    root = resolve_root(args.data)
+    data_name = args.data if args.data in ("demo", "LibriMix") else Path(args.data).resolve().name
+    mix_type = "noisy" if args.noisy else "clean"
+    out_dir = Path(args.output) if args.output else ckpt_path.parent
+    fns = optional_metrics(model.cfg.sample_rate)
+    missing = {key for key, fn in fns.items() if fn is None}
+    masked = model.cfg.start == "masked"
+    systems = {"mixture": None, "mask-only" if masked else f"x0 = {model.cfg.start}": 0,
+               **{f"{'Mask2Flow' if masked else 'flow'} {steps_label(k)}": k for k in args.steps}}
+
+    present = [s for s in ("test", "test-synth", "test-seen")  # the demo corpus has all three
+               if any(libri2mix_dir(root).glob(f"wav*/*/metadata/mixture_{s}_*.csv"))]
+    for split in args.split or present or ["test"]:
+        t0 = time.time()
+        dataset = LibriMix(root, split=split, mix_type=mix_type, segment=None, sample_rate=model.cfg.sample_rate, seed=0)
+        n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+        scores, examples, t_model = score_split(model, dataset, n, systems, fns, args)
+        report = {"data": data_name, "root": str(root), "split": split, "label": SPLIT_LABELS.get(split, split),
+                  "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
+                  "step": ckpt.get("step"), "seed": trained_with.get("seed"),
+                  "trained_on": trained_with.get("stage1"), "voices": trained_with.get("voices", 1.0),
+                  "speed": list(trained_with.get("speed", SPEED)), "trained_voices": heard,
+                  "config": ckpt["config"],
+                  "parameters": {"total": count_parameters(model),
+                                 **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},
+                  "device": str(device), "machine": device_name(device),
+                  "platform": platform.platform(), "torch": torch.__version__,
+                  "seconds": round(time.time() - t0, 1), "model_seconds": round(t_model, 1),
+                  "batch_size": args.batch_size, "bf16": args.bf16, "examples": examples, "systems": {}}
+        for name, k in systems.items():  # intervals clustered by mixture: its two targets are not independent
+            metrics = {key: NOT_INSTALLED if key in missing else mean_ci(v, examples["mixture_id"])
+                       for key, v in scores[name].items()}
+            report["systems"][name] = {"steps": k, "metrics": metrics,
+                                       "scores": {key: v for key, v in scores[name].items() if key not in missing}}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"eval_{data_name}_{split}_{mix_type}.json"
+        path.write_text(to_json(report) + "\n")
+        print_table(report, path)
+
+# -----------------------------------------------------------------------------
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status (2 with one `error:` line for bad input)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="demo", metavar="demo|LibriMix|PATH",
+                   help="demo (<repo>/data/demo), LibriMix ($LIBRIMIX or <repo>/LibriMix) or a LibriMix-layout folder")
+    p.add_argument("--split", nargs="+", metavar="NAME",
+                   help="splits (default: those of test, test-synth, test-seen the corpus has)")
+    p.add_argument("--noisy", action="store_true", help="noisy mixtures (mix_both) instead of clean")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="only the first N examples of each split (two per mixture: each speaker as the target)")
+    p.add_argument("--steps", type=int, nargs="+", metavar="N", default=[1, 4],
+                   help="Euler step counts compared with mask-only (default 1 4)")
+    p.add_argument("-o", "--output", metavar="DIR", help="folder of the JSON reports (default: the checkpoint's)")
+    p.add_argument("--ckpt", metavar="PATH", help="checkpoint (default: as sample.py, the newest finished "
+                   "Mask2Flow model in runs/, else pretrained/demo.pt)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto = cuda when present")
+    p.add_argument("--batch-size", type=int, metavar="N", default=8,
+                   help="examples per forward pass (padding is masked, so results do not depend on it)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast: for GPUs (on most CPUs it is slower)")
+    args = p.parse_args(argv)
+    if min(args.steps) < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        p.error("--steps, --batch-size and --limit must be at least 1")
+    try:
+        evaluate(args)
+    except (AudioError, DataError, InputError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
