@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from scipy.stats import t as student_t
 
-from data import SPEED, AudioError, DataError, DynamicMix, LibriMix, libri2mix_dir, resolve_root
+from data import (SPEED, AudioError, DataError, DynamicMix, LibriMix, libri2mix_dir, load_audio, read_csv, resolve_root,
+                  speaker_of)
 from mask2flow import count_parameters, si_sdr
 from sample import (CHUNK_SECONDS, InputError, device_name, extract_batch, extract_long, find_checkpoint, get_device,
                     load_model, row, steps_label)
@@ -32,8 +33,12 @@ from sample import (CHUNK_SECONDS, InputError, device_name, extract_batch, extra
 METRICS = {"si_sdr": "SI-SDR (dB)", "si_sdri": "SI-SDRi (dB)", "pesq": "PESQ-WB", "estoi": "ESTOI",
            "spk_sim": "spk sim"}
 SPLIT_LABELS = {"test-seen": "seen speakers, held-out sentences", "test": "unseen real speakers",
-                "test-synth": "unseen synthetic voices", "dev": "unseen speakers (validation)"}
+"dev": "unseen speakers (validation)"}
 NOT_INSTALLED = "n/a (pip install -r requirements-eval.txt)"
+CONDITIONS = {"two": "the split's mixtures", "lone": "the target alone",
+              "absent": "the target's speaker absent (the other voice alone): the right output is silence",
+              "three": "three voices (a source of a third speaker added)"}
+LEVEL = {"level_db": "output re input (dB)"}  # the metric of "absent": how much quieter than the input
 
 # -----------------------------------------------------------------------------
 # metrics and their intervals
@@ -127,6 +132,43 @@ def cell(m):
     return value + (f" (n = {m['n']})" if m.get("n_failed") else "")
 
 # -----------------------------------------------------------------------------
+# the conditions: the same targets and enrollments, other mixtures
+
+
+class Condition(torch.utils.data.Dataset):
+    """The examples of a LibriMix split under a condition of CONDITIONS: "two" as they are; "lone"
+    the target alone; "absent" the other source alone with the target's enrollment (target: silence);
+    "three" the mixture plus the first source of the next mixtures whose speaker is neither of its two."""
+
+    def __init__(self, dataset, name):
+        self.dataset, self.name, self.split = dataset, name, dataset.split
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        item = dict(self.dataset[i])
+        m, k = self.dataset.examples[i]
+        mixtures, rate = self.dataset.mixtures, self.dataset.sample_rate
+        _, _, sources, utts = mixtures[m]
+        n = len(item["target"])
+        if self.name == "lone":
+            item["mix"] = item["target"].clone()
+        elif self.name == "absent":
+            item["mix"], item["target"] = torch.from_numpy(load_audio(sources[2 - k], rate)[:n]), torch.zeros(n)
+        elif self.name == "three":
+            speakers = {speaker_of(u) for u in utts}
+            for j in range(1, len(mixtures)):
+                _, _, others, other_utts = mixtures[(m + j) % len(mixtures)]
+                if speaker_of(other_utts[0]) not in speakers:
+                    x = load_audio(others[0], rate)[:n]
+                    item["mix"] = item["mix"] + torch.from_numpy(np.pad(x, (0, n - len(x))))
+                    break
+            else:
+                raise DataError(f"{self.split} has no third speaker to add")
+        return item
+
+# -----------------------------------------------------------------------------
 # evaluation of a whole split
 
 
@@ -150,7 +192,8 @@ def score_split(model, dataset, n, systems, fns, args):
     and the seconds the model took."""
     chunk = int(CHUNK_SECONDS * model.cfg.sample_rate)
     sdr = lambda est, target: si_sdr(torch.from_numpy(est)[None], torch.from_numpy(target)[None]).item()
-    scores = {name: {key: [] for key in METRICS} for name in systems}
+    metrics = LEVEL if getattr(dataset, "name", "two") == "absent" else METRICS
+    scores = {name: {key: [] for key in metrics} for name in systems}
     examples = {"mixture_id": [], "target_index": [], "speaker": []}  # who each score belongs to
     torch.manual_seed(0)  # a "noise" start draws x0 at random
     t0, t_model = time.time(), 0.0
@@ -169,32 +212,58 @@ def score_split(model, dataset, n, systems, fns, args):
                 ests = [extract_long(model, m, r, k, chunk, args.bf16) for m, r in zip(mixes, refs)]
             t_model += time.time() - t1
             for mix, target, est in zip(mixes, targets, ests):
-                values = {"si_sdr": sdr(est, target), **{key: safe(fn, est, target) for key, fn in fns.items() if fn}}
-                values["si_sdri"] = values["si_sdr"] - sdr(mix, target)
+                if metrics is LEVEL:
+                    values = {"level_db": 10 * math.log10((est.astype(np.float64) ** 2).sum() / (mix.astype(np.float64) ** 2).sum() + 1e-20)}
+                else:
+                    values = {"si_sdr": sdr(est, target), **{key: safe(fn, est, target) for key, fn in fns.items() if fn}}
+                    values["si_sdri"] = values["si_sdr"] - sdr(mix, target)
                 for key, value in values.items():  # to 1e-4, far below any difference reported; NaN -> None
                     scores[name][key].append(round(value, 4) if math.isfinite(value) else None)
         done = first + len(items)
         eta = (time.time() - t0) / done * (n - done)
-        print(f"\r{dataset.split}: {done}/{n} examples, {time.time() - t0:.0f} s, ETA {eta:.0f} s ",
+        print(f"\r{dataset.split} ({getattr(dataset, 'name', 'two')}): {done}/{n} examples, {time.time() - t0:.0f} s, ETA {eta:.0f} s ",
               end="", file=sys.stderr, flush=True)
-    print(f"\n{dataset.split}: the model extracted {n * (len(systems) - 1) / max(t_model, 1e-9):.1f} examples/s "
+    print(f"\n{dataset.split} ({getattr(dataset, 'name', 'two')}): the model extracted {n * (len(systems) - 1) / max(t_model, 1e-9):.1f} examples/s "
           f"(batch {args.batch_size}, {'bf16' if args.bf16 else 'fp32'})", file=sys.stderr)
     return scores, examples, t_model
 
 
 def print_table(report, path):
     n, G = report["n"], len(set(report["examples"]["mixture_id"]))
-    print(f"\n### {report['data']} {report['split']} ({report['label']}), {report['mix_type']}, n = {n} in {G} "
-          f"mixture{'s' * (G > 1)}, mean ± 95% interval clustered by mixture\n")
-    print(row(["system", "steps", *METRICS.values()]))
-    print(row(["---"] * (len(METRICS) + 2)))
+    metrics = LEVEL if report["condition"] == "absent" else METRICS
+    print(f"\n### {report['data']} {report['split']} ({report['label']}), {report['mix_type']}, "
+          f"{CONDITIONS[report['condition']]}, n = {n} in {G} mixture{'s' * (G > 1)}, "
+          "mean ± 95% interval clustered by mixture\n")
+    print(row(["system", "steps", *metrics.values()]))
+    print(row(["---"] * (len(metrics) + 2)))
     for name, s in report["systems"].items():
         print(row([name, "–" if s["steps"] is None else s["steps"], *map(cell, s["metrics"].values())]))
+    for band, by_system in report.get("bands", {}).items():
+        print(f"{band}: SI-SDRi " + ", ".join(f"{name} {cell(m)}" for name, m in by_system.items()))
     for name, s in report["systems"].items():
         for key, m in s["metrics"].items():
             if isinstance(m, dict) and m["n_failed"]:
-                print(f"{METRICS[key]} of {name} failed on {m['n_failed']} of {n} examples: not in its mean")
+                print(f"{metrics[key]} of {name} failed on {m['n_failed']} of {n} examples: not in its mean")
+    if report["stage"] == 2 and report["step"] == 0:
+        print("note: stage 2 kept its untrained start (step 0 was its best on dev): the flow returns the mask, "
+              "so its rows equal mask-only")
     print(f"\nwrote {path}")
+
+
+def bands(root, examples, scores):
+    """SI-SDRi of each system over the examples whose target speaker is band-limited (LibriSpeech's
+    MP3s) and over the full-band ones, when the corpus lists its speakers' sources (the demo's)."""
+    table = Path(root) / "speakers.csv"
+    if not table.is_file() or "si_sdri" not in next(iter(scores.values())):
+        return {}
+    source = {r["speaker"]: r["source"] for r in read_csv(table, ("speaker", "source"))}
+    limited = np.array([source.get(s) == "librispeech" for s in examples["speaker"]])
+    out = {}
+    for band, keep in (("band-limited (LibriSpeech MP3)", limited), ("full band", ~limited)):
+        if keep.any():
+            ids = np.array(examples["mixture_id"])[keep]
+            out[band] = {name: mean_ci(np.array(v["si_sdri"], dtype=float)[keep], ids) for name, v in scores.items()}
+    return out
 
 
 def evaluate(args):
@@ -212,15 +281,16 @@ def evaluate(args):
     systems = {"mixture": None, "mask-only" if masked else f"x0 = {model.cfg.start}": 0,
                **{f"{'Mask2Flow' if masked else 'flow'} {steps_label(k)}": k for k in args.steps}}
 
-    present = [s for s in ("test", "test-synth", "test-seen")  # the demo corpus has all three
+    present = [s for s in ("test", "test-seen")  # the demo corpus has both
                if any(libri2mix_dir(root).glob(f"wav*/*/metadata/mixture_{s}_*.csv"))]
-    for split in args.split or present or ["test"]:
+    for split, condition in ((s, c) for s in args.split or present or ["test"] for c in args.conditions):
         t0 = time.time()
-        dataset = LibriMix(root, split=split, mix_type=mix_type, segment=None, sample_rate=model.cfg.sample_rate, seed=0)
+        dataset = Condition(LibriMix(root, split=split, mix_type=mix_type, segment=None,
+                                     sample_rate=model.cfg.sample_rate, seed=0), condition)
         n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
         scores, examples, t_model = score_split(model, dataset, n, systems, fns, args)
         report = {"data": data_name, "root": str(root), "split": split, "label": SPLIT_LABELS.get(split, split),
-                  "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
+                  "condition": condition, "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
                   "step": ckpt.get("step"), "seed": trained_with.get("seed"),
                   "trained_on": trained_with.get("stage1"), "voices": trained_with.get("voices", 1.0),
                   "speed": list(trained_with.get("speed", SPEED)), "trained_voices": heard,
@@ -236,8 +306,9 @@ def evaluate(args):
                        for key, v in scores[name].items()}
             report["systems"][name] = {"steps": k, "metrics": metrics,
                                        "scores": {key: v for key, v in scores[name].items() if key not in missing}}
+        report["bands"] = bands(root, examples, scores)
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"eval_{data_name}_{split}_{mix_type}.json"
+        path = out_dir / f"eval_{data_name}_{split}_{mix_type}{'' if condition == 'two' else '_' + condition}.json"
         path.write_text(to_json(report) + "\n")
         print_table(report, path)
 
@@ -250,12 +321,15 @@ def main(argv=None):
     p.add_argument("--data", default="demo", metavar="demo|LibriMix|PATH",
                    help="demo (<repo>/data/demo), LibriMix ($LIBRIMIX or <repo>/LibriMix) or a LibriMix-layout folder")
     p.add_argument("--split", nargs="+", metavar="NAME",
-                   help="splits (default: those of test, test-synth, test-seen the corpus has)")
+                   help="splits (default: those of test and test-seen the corpus has)")
     p.add_argument("--noisy", action="store_true", help="noisy mixtures (mix_both) instead of clean")
     p.add_argument("--limit", type=int, metavar="N",
                    help="only the first N examples of each split (two per mixture: each speaker as the target)")
     p.add_argument("--steps", type=int, nargs="+", metavar="N", default=[1, 4],
                    help="Euler step counts compared with mask-only (default 1 4)")
+    p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS), metavar="NAME",
+                   help="two (the mixtures), lone (the target alone), absent (the other voice alone: output level "
+                        "re input), three (a third voice added); default all four, on the same targets")
     p.add_argument("-o", "--output", metavar="DIR", help="folder of the JSON reports (default: the checkpoint's)")
     p.add_argument("--ckpt", metavar="PATH", help="checkpoint (default: as sample.py, the newest finished "
                    "Mask2Flow model in runs/, else pretrained/demo.pt)")
