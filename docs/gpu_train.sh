@@ -1,34 +1,25 @@
 #!/usr/bin/env bash
-# Train on a machine with CUDA from the small copy of the demo corpus, and bring back what the
-# evaluation on the full corpus needs. A GPU machine without flite or sox, or with little room for
-# data, gets the copy made here beforehand:
-#   python corpus.py pool                      # data/pool: Ogg Opus, 15 MB, train-100 as sources only
+# Train on a machine with CUDA and bring back what the evaluation needs. The demo corpus is built
+# there from speech/ in a few minutes (python corpus.py: data/demo, train-100 as sources only), then
 #   bash docs/gpu_train.sh OUT NAME STEPS1 STEPS2 MINUTES1 MINUTES2 [train.py options]
 # trains both stages with dynamic mixing at batch 32 (the steps set the schedule, the minutes cap
 # each stage), and writes OUT/NAME.pt (config, EMA weights, training arguments: what eval.py
 # reads) and OUT/NAME_log.csv. Then, on the machine with the corpus:
 #   python eval.py --ckpt OUT/NAME.pt --data demo --limit 100 -o docs/evidence/NAME
-# DEVICE=cpu runs the same on a CPU, POOL=DIR reads another copy (test_train.py checks the script so).
+# DEVICE=cpu runs the same on a CPU, DATA=DIR trains on another corpus (test_train.py checks the script so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 6 ] || { echo "usage: bash docs/gpu_train.sh OUT NAME STEPS1 STEPS2 MINUTES1 MINUTES2 [train.py options]" >&2; exit 2; }
 out=$1 name=$2 s1=$3 s2=$4 m1=$5 m2=$6
 shift 6
-pool=${POOL:-data/pool}
-[ -f "$pool/Libri2Mix/wav16k/min/metadata/mixture_train-100_mix_clean.csv" ] ||
-    { echo "error: $pool holds no pool; make it with python corpus.py pool --out $pool" >&2; exit 2; }
+data=${DATA:-data/demo}
+[ -f "$data/Libri2Mix/wav16k/min/metadata/mixture_train-100_mix_clean.csv" ] ||
+    { echo "error: $data holds no corpus; build it with python corpus.py --out $data" >&2; exit 2; }
 [ ! -e "$out/$name.pt" ] || { echo "error: $out/$name.pt exists; choose another NAME" >&2; exit 2; }
 device=${DEVICE:-cuda}
 [ "$device" = cpu ] || python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print(torch.cuda.get_device_name())"
-# decoding Opus would cost the data loader far more than reading WAV: decode the copy once, to WAV
-data=$(mktemp -d)/pool
-cp -r "$pool" "$data"
-python3 -c "import sys, soundfile as sf; from pathlib import Path; from multiprocessing import Pool
-def wav(f): x, sr = sf.read(f, dtype='int16'); sf.write(f.with_suffix('.wav'), x, sr); f.unlink()
-with Pool() as p: p.map(wav, list(Path(sys.argv[1]).rglob('*.ogg')), chunksize=32)
-for c in Path(sys.argv[1]).rglob('*.csv'): c.write_text(c.read_text().replace('.ogg', '.wav'))" "$data"
 mkdir -p "$out"
-run=$(dirname "$data")/$name
+run=$(mktemp -d)/$name
 python3 train.py --data "$data" --dynamic-mix --device "$device" --batch-size 32 --workers 12 --max-steps "$s1" "$s2" \
     --max-minutes "$m1" "$m2" --eval-every 500 --eval-examples 100 --log-every 100 --out "$run" "$@"
 python3 -c "import sys, torch; c = torch.load(sys.argv[1], map_location='cpu', weights_only=False)
