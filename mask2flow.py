@@ -2,18 +2,15 @@
 Mask2Flow-TSE: two-stage target speaker extraction with masking and flow matching.
 Moon, Choi, Park, Kim, Shim, "Mask2Flow-TSE", arXiv 2603.12837. A from-scratch reference.
 
-Stage 1, masking: a lightweight convolutional net (2-D convs, then a temporal conv net), conditioned
-on a speaker embedding of the enrollment, predicts a mask M in [0, 1]; x0 = M * Y is a coarse,
-over-suppressed estimate.
-Stage 2, flow matching: a DiT learns the constant velocity of the straight path from x0 to the
-clean target x1, so one Euler step x1 ~= x0 + v(x0, 0) is enough at inference.
+Stage 1, masking: a convolutional net conditioned on a speaker embedding of the enrollment predicts
+a mask M in [0, 1]; x0 = M * Y is a coarse, over-suppressed estimate. Stage 2, flow matching: a DiT
+learns the constant velocity of the straight path from x0 to the clean target x1, so one Euler step
+x1 ~= x0 + v(x0, 0) is enough at inference.
 
-Tensor dimensions: B batch, L samples, F frequency bins (n_fft/2 + 1), T frames, C channels,
-N tokens, D transformer width, E speaker embedding size, p frames per token.
-Spectrograms are compressed complex STFTs stored as (B, 2, F, T): real and imaginary parts.
-Batches of different lengths are zero-padded; `frames` (B, T) marks the real frames, and every
-layer, the attention and the losses ignore the rest, so an example gives the same result alone or
-padded in a batch.
+Dimensions: B batch, L samples, F frequency bins (n_fft/2 + 1), T frames, C channels, N tokens,
+D transformer width, E speaker embedding size, p frames per token. Spectrograms are compressed
+complex STFTs (B, 2, F, T): real and imaginary parts. In a zero-padded batch, `frames` (B, T) marks
+the real frames; every layer and loss ignores the rest, so an example gives the same result alone.
 """
 
 import math
@@ -33,9 +30,14 @@ def hann(n_fft, device=None):
     return 0.5 - 0.5 * torch.cos(2 * math.pi * n / n_fft)
 
 
+def first(lengths, L):
+    """(B,) counts -> (B, L) bool, True on the first lengths[b] positions of row b."""
+    return torch.arange(L, device=lengths.device) < lengths[:, None]
+
+
 def frame_mask(lengths, T, hop):
     """(B,) sample counts -> (B, T) bool, True on frames of the real signal (1 + length // hop)."""
-    return torch.arange(T, device=lengths.device) < (1 + lengths // hop)[:, None]
+    return first(1 + lengths // hop, T)
 
 
 def every_frame(X, frames=None):
@@ -52,18 +54,16 @@ def stft(x, n_fft, hop):
 
 
 def istft(X, n_fft, hop, length, frames=None):
-    """Inverse of stft: windowed overlap-add divided by the summed squared window of the real
-    frames (all of them unless frames (B, T) says which), so padding never dims the signal's end."""
-    B, _, _, T = X.shape
+    """Inverse of stft: overlap-add divided by the summed squared window of the real frames (B, T)
+    (default all), so padding never dims the signal's end."""
+    T = X.shape[-1]
     w = hann(n_fft, X.device)
     m = every_frame(X, frames)[:, :, None].to(X.dtype)  # (B, T, 1)
     spec = torch.complex(X[:, 0], X[:, 1]).transpose(1, 2)  # (B, T, F)
     chunks = torch.fft.irfft(spec, n=n_fft, dim=-1) * w * m  # (B, T, n_fft)
     padded = n_fft + hop * (T - 1)
     fold = lambda z: F.fold(z.transpose(1, 2), (1, padded), (1, n_fft), stride=(1, hop)).view(-1, padded)
-    y = fold(chunks)  # (B, padded)
-    wsum = fold((w * w) * m)  # (B, padded)
-    y = y / wsum.clamp_min(1e-8)
+    y = fold(chunks) / fold((w * w) * m).clamp_min(1e-8)  # (B, padded)
     return y[:, n_fft // 2: n_fft // 2 + length]
 
 
@@ -84,12 +84,10 @@ def decompress(Xc, alpha, beta, eps=1e-8):
 
 
 def si_sdr(est, ref, lengths=None, eps=1e-8, cap_db=None):
-    """Scale-invariant SDR in dB over the last dim: (B, L), (B, L) -> (B,); with lengths (B,), over
-    the first lengths samples of each row only. cap_db bounds it softly, as a loss needs: the error
-    energy counts at least 10^(-cap_db / 10) of the target's, so a near-perfect example stops
-    dominating the batch mean (and its gradient) near cap_db."""
-    valid = torch.ones_like(ref) if lengths is None else \
-        (torch.arange(ref.shape[-1], device=ref.device) < lengths[:, None]).to(ref.dtype)
+    """Scale-invariant SDR in dB over the last dim: (B, L), (B, L) -> (B,), over the first lengths (B,)
+    samples of each row if given. cap_db bounds it softly, as a loss needs: the error counts at least
+    10^(-cap_db / 10) of the target's energy, so a near-perfect example stops dominating the batch."""
+    valid = torch.ones_like(ref) if lengths is None else first(lengths, ref.shape[-1]).to(ref.dtype)
     n = valid.sum(-1, keepdim=True).clamp_min(1)
     est = (est - (est * valid).sum(-1, keepdim=True) / n) * valid
     ref = (ref - (ref * valid).sum(-1, keepdim=True) / n) * valid
@@ -109,25 +107,10 @@ def rms(x, lengths):
     return (x.pow(2).sum(-1, keepdim=True) / lengths[:, None].clamp_min(1)).sqrt().clamp_min(1e-8)
 
 
-def normalise(x, lengths):
-    """Unit RMS over the real samples; zero past them."""
-    valid = torch.arange(x.shape[-1], device=x.device) < lengths[:, None]
-    return x * valid / rms(x, lengths)
-
-
 def masked_mse(a, b, frames=None):
-    """Mean squared error over the real frames of each example, then over the batch: (B, C, F, T)
-    with frames (B, T) -> scalar. Each example counts once, however long it is."""
+    """(B, C, F, T) twice, frames (B, T) -> MSE over each example's real frames, then over the batch."""
     m = every_frame(a, frames)[:, None, None, :].to(a.dtype)  # (B, 1, 1, T)
-    per_example = ((a - b).pow(2) * m).sum((1, 2, 3)) / (m.sum((1, 2, 3)) * a.shape[1] * a.shape[2])
-    return per_example.mean()
-
-
-def halved(n, times):
-    """Length of an axis after `times` stride-2 convolutions with padding 1: ceil(n / 2) each time."""
-    for _ in range(times):
-        n = (n + 1) // 2
-    return n
+    return (((a - b).pow(2) * m).sum((1, 2, 3)) / (m.sum((1, 2, 3)) * a.shape[1] * a.shape[2])).mean()
 
 
 def modulate(x, shift, scale):
@@ -152,17 +135,15 @@ def position_embedding(N, dim, device):
 
 
 class SpeakerEncoder(nn.Module):
-    """Conv net over the log-magnitude spectrogram + attentive statistics pooling.
-    Padded frames are zeroed after every layer and excluded from pooling, so the embedding
-    of a zero-padded enrollment equals that of the unpadded one."""
+    """Conv net over the log-magnitude spectrogram + attentive statistics pooling. Padded frames are zeroed
+    after every layer and not pooled: a zero-padded enrollment has the embedding of the unpadded one."""
 
     def __init__(self, cfg):
         super().__init__()
-        C, D, s = cfg.spk_channels, cfg.spk_hidden, cfg.spk_stride
-        self.stride = s
-        self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else C, C, 3, stride=(2, s), padding=1)
-                                    for i in range(cfg.spk_layers)])  # stride 2 in frequency, s in time
-        self.proj = nn.Conv1d(C * halved(cfg.n_freqs, cfg.spk_layers), D, 1)
+        C, D, self.stride = cfg.spk_channels, cfg.spk_hidden, cfg.spk_stride
+        self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else C, C, 3, stride=(2, self.stride), padding=1)
+                                    for i in range(cfg.spk_layers)])  # stride 2 in frequency, spk_stride in time
+        self.proj = nn.Conv1d(C * math.ceil(cfg.n_freqs / 2 ** cfg.spk_layers), D, 1)  # each conv: ceil(F / 2) bins
         self.attention = nn.Sequential(nn.Conv1d(D, D // 4, 1), nn.Tanh(), nn.Conv1d(D // 4, 1, 1))
         self.out = nn.Linear(2 * D, cfg.spk_dim)
 
@@ -179,47 +160,6 @@ class SpeakerEncoder(nn.Module):
         mu = (w * h).sum(-1)
         std = ((w * h * h).sum(-1) - mu * mu).clamp_min(1e-6).sqrt()
         return F.normalize(self.out(torch.cat([mu, std], dim=-1)), dim=-1)
-
-
-class PretrainedSpeaker(nn.Module):
-    """For comparison only (Config.speaker "resemblyzer"): resemblyzer's speaker encoder, pretrained on
-    thousands of speakers (GE2E; its weights ship in its wheel), frozen, then a trained linear map to
-    E. As its embed_utterance: mel power in 40 bands (25 ms windows every 10 ms) of the enrollment
-    raised to -30 dBFS if quieter, windows of 160 frames every 77, a 3-layer LSTM whose last state
-    gives a unit-norm vector per window, their mean. Unlike it, silences are not trimmed first."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        assert cfg.sample_rate == 16000, "resemblyzer's encoder works at 16 kHz"
-        try:
-            import librosa
-            from resemblyzer import VoiceEncoder
-        except ImportError as e:
-            raise ImportError(f"Config.speaker 'resemblyzer' needs pip install -r requirements-eval.txt ({e})")
-        encoder = VoiceEncoder("cpu", verbose=False)
-        self.pretrained = nn.ModuleDict({"lstm": encoder.lstm, "linear": encoder.linear}).requires_grad_(False)
-        self.register_buffer("mel", torch.from_numpy(librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)))
-        self.proj = nn.Linear(256, cfg.spk_dim)
-
-    @staticmethod
-    def window_starts(n):
-        """First frames of the 160-frame windows over n samples (resemblyzer's compute_partial_slices
-        at its defaults: 1.3 windows per second, a last window kept if 75% of it is signal)."""
-        starts = list(range(0, max(1, math.ceil((n + 1) / 160) - 160 + 77 + 1), 77))
-        return starts[:-1] if len(starts) > 1 and (n - 160 * starts[-1]) / 160 ** 2 < 0.75 else starts
-
-    def forward(self, ref, lengths):
-        """ref (B, Le) zero-padded past lengths -> (B, E) with ||e|| = 1."""
-        ref = ref * (10 ** (-30 / 20) / rms(ref, lengths)).clamp_min(1)  # -30 dBFS, never quieter
-        mels = (self.mel @ stft(ref, 400, 160).pow(2).sum(1)).transpose(1, 2)  # (B, T, 40) mel power
-        starts = [(b, s) for b, n in enumerate(lengths.tolist()) for s in self.window_starts(n)]
-        mels = F.pad(mels, (0, 0, 0, max(s for _, s in starts) + 160 - mels.shape[1]))  # zeros past the end
-        windows = torch.stack([mels[b, s:s + 160] for b, s in starts])  # (W, 160, 40)
-        h = self.pretrained["lstm"](windows)[1][0][-1]  # (W, 256) last state of the last layer
-        partial = F.normalize(F.relu(self.pretrained["linear"](h)), dim=-1)
-        owner = torch.tensor([b for b, _ in starts], device=ref.device)
-        e = torch.zeros(ref.shape[0], 256, device=ref.device).index_add_(0, owner, partial)  # (B, 256)
-        return F.normalize(self.proj(F.normalize(e, dim=-1)), dim=-1)
 
 # -----------------------------------------------------------------------------
 # stage 1: the masker
@@ -239,8 +179,8 @@ class FiLM(nn.Module):
 
 
 class FrameNorm(nn.Module):
-    """Layer norm over the values of one frame (channels, and bins if any), with a per-channel
-    affine. Unlike GroupNorm it never mixes frames, so padding cannot leak into real frames."""
+    """Layer norm over one frame's values (channels, and bins if any), with a per-channel affine; unlike
+    GroupNorm it never mixes frames, so padding cannot leak into real frames."""
 
     def __init__(self, C):
         super().__init__()
@@ -253,8 +193,7 @@ class FrameNorm(nn.Module):
 
 
 class TCNBlock(nn.Module):
-    """Conv-TasNet's block: speaker FiLM, 1x1 conv up to 2H channels, a depthwise conv dilated in
-    time, 1x1 conv back down, residual. Parallel over time, unlike an LSTM."""
+    """Conv-TasNet's block: FiLM, 1x1 conv up to 2H channels, depthwise conv dilated in time, 1x1 down, residual."""
 
     def __init__(self, H, E, dilation):
         super().__init__()
@@ -273,17 +212,11 @@ class TCNBlock(nn.Module):
 
 
 class Masker(nn.Module):
-    """Y (compressed) -> mask in [0, 1]. 2-D convs with FiLM over (F, T) (the first two halve the
-    frequency axis), a 1x1 bottleneck to H channels per frame, then over time either a temporal
-    conv net (masker "conv": TCN blocks with dilations 1, 2, ... 128 steps) or a BiLSTM
-    ("lstm", the earlier design), and a 1x1 conv back to every bin. With mask_stride s > 1 the TCN
-    runs on groups of s frames (a strided conv down, a transposed conv up, added back to the
-    per-frame features): s times less of its work, and s times its reach in frames."""
+    """Y (compressed) -> mask in [0, 1]: 2-D convs with FiLM over (F, T) (the first two halve F), a 1x1
+    bottleneck to H channels per frame, a temporal conv net (TCN blocks), a 1x1 conv back to every bin."""
 
     def __init__(self, cfg):
         super().__init__()
-        assert cfg.masker in ("conv", "lstm"), f"unknown masker {cfg.masker!r}"
-        self.kind = cfg.masker
         C, H, E = cfg.mask_channels, cfg.mask_hidden, cfg.spk_dim
         self.convs = nn.ModuleList([nn.Conv2d(3 if i == 0 else C, C, 3, stride=(2 if i < 2 else 1, 1),
                                               padding=(1, 2 ** i), dilation=(1, 2 ** i))
@@ -291,39 +224,19 @@ class Masker(nn.Module):
         self.norms = nn.ModuleList([FrameNorm(C) for _ in range(cfg.mask_layers)])
         self.films = nn.ModuleList([FiLM(E, C) for _ in range(cfg.mask_layers)])
         self.acts = nn.ModuleList([nn.PReLU(C) for _ in range(cfg.mask_layers)])
-        self.bottleneck = nn.Conv1d(C * halved(cfg.n_freqs, min(2, cfg.mask_layers)), H, 1)
-        if cfg.masker == "conv":
-            self.stride = s = cfg.mask_stride
-            self.down = nn.Conv1d(H, H, s, stride=s) if s > 1 else nn.Identity()
-            self.blocks = nn.ModuleList([TCNBlock(H, E, 2 ** (i % 8)) for i in range(cfg.mask_blocks)])
-            self.up = nn.ConvTranspose1d(H, H, s, stride=s) if s > 1 else nn.Identity()
-            self.out = nn.Conv1d(H, cfg.n_freqs, 1)
-        else:
-            self.film = FiLM(E, H)
-            self.lstm = nn.LSTM(H, H, num_layers=cfg.mask_lstm_layers, batch_first=True, bidirectional=True)
-            self.out = nn.Conv1d(2 * H, cfg.n_freqs, 1)
+        self.bottleneck = nn.Conv1d(C * math.ceil(cfg.n_freqs / 2 ** min(2, cfg.mask_layers)), H, 1)
+        self.blocks = nn.ModuleList([TCNBlock(H, E, 2 ** (i % 8)) for i in range(cfg.mask_blocks)])
+        self.out = nn.Conv1d(H, cfg.n_freqs, 1)
 
     def forward(self, Y, spk, frames=None):
         """Y (B, 2, F, T), spk (B, E), frames (B, T) bool -> mask (B, 1, F, T)."""
-        frames = every_frame(Y, frames)
-        m = frames[:, None, :].to(Y.dtype)  # (B, 1, T)
+        m = every_frame(Y, frames)[:, None, :].to(Y.dtype)  # (B, 1, T)
         h = torch.cat([Y, magnitude(Y)], dim=1)  # (B, 3, F, T) real, imag, magnitude
         for conv, norm, film, act in zip(self.convs, self.norms, self.films, self.acts):
             h = act(film(norm(conv(h)), spk)) * m[:, :, None]  # (B, C, F', T), padded frames zeroed
         h = self.bottleneck(h.flatten(1, 2)) * m  # (B, H, T)
-        if self.kind == "conv":
-            T, s = h.shape[-1], self.stride
-            ms = F.max_pool1d(F.pad(m, (0, -T % s)), s)  # (B, 1, T/s): a group is real if a frame is
-            g = self.down(F.pad(h, (0, -T % s))) * ms  # (B, H, T/s)
-            for block in self.blocks:
-                g = block(g, spk, ms)
-            h = h + self.up(g)[..., :T] * m if s > 1 else g
-        else:  # the LSTM reads only the real frames of each example
-            n = frames.sum(-1).cpu()
-            h = nn.utils.rnn.pack_padded_sequence(self.film(h, spk).transpose(1, 2), n, batch_first=True,
-                                                  enforce_sorted=False)
-            h = nn.utils.rnn.pad_packed_sequence(self.lstm(h)[0], batch_first=True, total_length=Y.shape[-1])[0]
-            h = h.transpose(1, 2)  # (B, 2H, T)
+        for block in self.blocks:
+            h = block(h, spk, m)
         return torch.sigmoid(self.out(h)).unsqueeze(1)  # (B, 1, F, T)
 
 # -----------------------------------------------------------------------------
@@ -331,10 +244,10 @@ class Masker(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, D, heads, fast=True):
+    def __init__(self, D, heads):
         super().__init__()
         assert D % heads == 0, f"width {D} must divide into {heads} heads"
-        self.heads, self.fast = heads, fast
+        self.heads = heads
         self.qkv = nn.Linear(D, 3 * D)
         self.proj = nn.Linear(D, D)
 
@@ -342,22 +255,17 @@ class Attention(nn.Module):
         """x (B, N, D); keep (B, N) bool: the tokens that may be attended to (not padding)."""
         B, N, D = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (B, h, N, d)
-        keep = keep[:, None, None, :]  # (B, 1, 1, N)
-        if self.fast:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-        else:  # the same thing, written out
-            score = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~keep, float("-inf"))
-            y = torch.softmax(score, dim=-1) @ v
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])  # softmax(q k^T / sqrt d) v
         return self.proj(y.transpose(1, 2).reshape(B, N, D))
 
 
 class DiTBlock(nn.Module):
     """Pre-norm transformer block whose norms are modulated by the condition c (adaLN-Zero)."""
 
-    def __init__(self, D, heads, mlp_ratio, fast=True):
+    def __init__(self, D, heads, mlp_ratio):
         super().__init__()
         self.norm1 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(D, heads, fast)
+        self.attn = Attention(D, heads)
         self.norm2 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         hidden = int(D * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
@@ -399,18 +307,17 @@ class Skip(nn.Module):
 
 
 class DiT(nn.Module):
-    """v(xt, t | Y, e): the channels [xt, Y] are cut into tokens of p frames (all bins),
-    conditioned by c = MLP(time embedding) + W e through adaLN-Zero, plus a per-bin skip."""
+    """v(xt, t | Y, e): [xt, Y] cut into tokens of p frames (all bins), conditioned by
+    c = MLP(time embedding) + W e through adaLN-Zero, plus a per-bin skip."""
 
     def __init__(self, cfg):
         super().__init__()
-        D, p, Fq = cfg.dit_width, cfg.patch, cfg.n_freqs
+        D, Fq, p = cfg.dit_width, cfg.n_freqs, cfg.patch
         self.p = p
         self.embed = nn.Linear(4 * Fq * p, D)  # one token = p frames of [xt, Y]
         self.t_embedder = nn.Sequential(nn.Linear(256, D), nn.SiLU(), nn.Linear(D, D))
         self.spk_embedder = nn.Linear(cfg.spk_dim, D)
-        self.blocks = nn.ModuleList([DiTBlock(D, cfg.dit_heads, cfg.mlp_ratio, cfg.fast_attention)
-                                     for _ in range(cfg.dit_depth)])
+        self.blocks = nn.ModuleList([DiTBlock(D, cfg.dit_heads, cfg.mlp_ratio) for _ in range(cfg.dit_depth)])
         self.final = FinalLayer(D, 2 * Fq * p)
         self.skip = Skip(Fq, D)
 
@@ -450,15 +357,11 @@ class Config:
     spk_hidden: int = 64
     spk_dim: int = 64  # E
     spk_stride: int = 1  # time stride of each conv layer: the embedding pools over time anyway
-    speaker: str = "ours"  # "ours" (trained with the masker) or "resemblyzer" (pretrained, frozen; a comparison)
     # stage 1 masker
-    masker: str = "conv"  # over time: "conv" (TCN blocks, parallel) or "lstm" (BiLSTM, the earlier design)
     mask_channels: int = 8  # C of the 2-D convs
-    mask_layers: int = 2  # 2-D convs (the first two halve F); the TCN or LSTM gives the time context
+    mask_layers: int = 2  # 2-D convs (the first two halve F); the TCN gives the time context
     mask_hidden: int = 64  # H per frame after the bottleneck
-    mask_blocks: int = 8  # TCN blocks (masker "conv"), dilations 1, 2, ... 128 steps
-    mask_stride: int = 1  # frames per TCN step (masker "conv"): > 1 runs the TCN at a lower frame rate
-    mask_lstm_layers: int = 1  # BiLSTM layers (masker "lstm")
+    mask_blocks: int = 8  # TCN blocks, dilations 1, 2, ... 128 frames
     mask_wave_loss: float = 0.0  # weight of -SI-SDR (dB) of the masked mixture's waveform; 0: the MSE alone
     # stage 2 DiT
     patch: int = 4  # frames per token (32 ms)
@@ -466,7 +369,6 @@ class Config:
     dit_depth: int = 2
     dit_heads: int = 4
     mlp_ratio: float = 4.0
-    fast_attention: bool = True  # F.scaled_dot_product_attention instead of the written-out softmax
     # flow matching
     start: str = "masked"  # x0: "masked" (Mask2Flow), "mixture" (flow-only) or "noise" (generative)
     noise_std: float = 0.5  # std of x0 when start == "noise", roughly that of compressed speech
@@ -482,8 +384,7 @@ class Config:
 CONFIGS = {
     "tiny": Config(),  # tests
     "small": Config(patch=1, dit_width=128, dit_depth=3),  # CPU demos: a DiT with room to beat the mask
-    "paper": Config(spk_channels=32, spk_hidden=256, spk_dim=256, spk_stride=2,
-                    mask_channels=16, mask_hidden=320, mask_lstm_layers=2,
+    "paper": Config(spk_channels=32, spk_hidden=256, spk_dim=256, spk_stride=2, mask_channels=16, mask_hidden=320,
                     patch=8, dit_width=640, dit_depth=9, dit_heads=8),
 }
 
@@ -493,31 +394,25 @@ class Mask2Flow(nn.Module):
         super().__init__()
         assert cfg.start in ("masked", "mixture", "noise"), f"unknown start {cfg.start!r}"
         self.cfg = cfg
-        assert cfg.speaker in ("ours", "resemblyzer"), f"unknown speaker encoder {cfg.speaker!r}"
-        self.speaker = SpeakerEncoder(cfg) if cfg.speaker == "ours" else PretrainedSpeaker(cfg)
+        self.speaker = SpeakerEncoder(cfg)
         self.masker = Masker(cfg)
         self.dit = DiT(cfg)
         self.initialize_weights()
 
     def initialize_weights(self):
-        def xavier(m):
-            if isinstance(m, nn.Linear) and m.weight.requires_grad:  # pretrained weights stay
+        """As DiT: xavier linears, normal(0.02) time MLP, and zero every FiLM, adaLN modulation, the final
+        layer and the skip's gains (its weight is zero too): FiLM starts as identity, the velocity at 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        self.apply(xavier)
-        for m in self.modules():  # zero FiLM and adaLN-Zero: start as identity / zero velocity
-            if isinstance(m, FiLM):
-                nn.init.zeros_(m.linear.weight)
-                nn.init.zeros_(m.linear.bias)
-            if isinstance(m, (DiTBlock, FinalLayer)):
-                nn.init.zeros_(m.adaLN_modulation[-1].weight)
-                nn.init.zeros_(m.adaLN_modulation[-1].bias)
+        zero = [m.linear for m in self.modules() if isinstance(m, FiLM)]
+        zero += [m.adaLN_modulation[-1] for m in self.modules() if isinstance(m, (DiTBlock, FinalLayer))]
+        for m in zero + [self.dit.final.linear, self.dit.skip.gain]:
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
         nn.init.normal_(self.dit.t_embedder[0].weight, std=0.02)
         nn.init.normal_(self.dit.t_embedder[2].weight, std=0.02)
-        nn.init.zeros_(self.dit.final.linear.weight)
-        nn.init.zeros_(self.dit.final.linear.bias)
-        nn.init.zeros_(self.dit.skip.gain.weight)  # the skip's weight starts at zero too
-        nn.init.zeros_(self.dit.skip.gain.bias)
 
     # --- front end: waveform <-> compressed spectrogram ---
 
@@ -527,13 +422,20 @@ class Mask2Flow(nn.Module):
     def wav(self, spec, length, frames=None):
         return istft(decompress(spec, self.cfg.alpha, self.cfg.beta), self.cfg.n_fft, self.cfg.hop, length, frames)
 
+    def front(self, mix, lengths=None):
+        """mix (B, L) zero-padded past lengths -> its loudness (B, 1), Y (B, 2, F, T) at unit loudness
+        and zero past the real frames, those frames (B, T), and the lengths (B,)."""
+        lengths = self.full_lengths(mix, lengths)
+        scale = rms(mix, lengths)
+        Y = self.spec(mix / scale)
+        frames = frame_mask(lengths, Y.shape[-1], self.cfg.hop)
+        return scale, Y * frames[:, None, None, :], frames, lengths  # frames past the end hold a tail
+
     def embed_speaker(self, ref, ref_lengths=None):
         """ref (B, Le) waveform, zero-padded past ref_lengths -> (B, E)."""
         ref_lengths = self.full_lengths(ref, ref_lengths)
-        if self.cfg.speaker == "resemblyzer":
-            return self.speaker(ref, ref_lengths)
-        X = stft(normalise(ref, ref_lengths), self.cfg.n_fft, self.cfg.hop)
-        logmag = torch.log(X.pow(2).sum(1, keepdim=True) + 1e-5)  # (B, 1, F, T)
+        X = stft(ref * first(ref_lengths, ref.shape[-1]) / rms(ref, ref_lengths), self.cfg.n_fft, self.cfg.hop)
+        logmag = torch.log(X.pow(2).sum(1, keepdim=True) + 1e-5)  # (B, 1, F, T) at unit RMS
         return self.speaker(logmag, frame_mask(ref_lengths, X.shape[-1], self.cfg.hop))
 
     @staticmethod
@@ -561,20 +463,14 @@ class Mask2Flow(nn.Module):
         return torch.where(torch.rand(B, device=device) < self.cfg.t_zero, torch.zeros_like(t), t)
 
     def forward(self, mix, target, ref, ref_lengths=None, stage=1, lengths=None):
-        """Training loss. mix, target (B, L) waveforms zero-padded past lengths, ref (B, Le).
-        Stage 2 keeps stage 1 frozen."""
-        lengths = self.full_lengths(mix, lengths)
-        scale = rms(mix, lengths)  # loudness normalisation over the real samples
-        Y, x1 = self.spec(mix / scale), self.spec(target / scale)
-        frames = frame_mask(lengths, Y.shape[-1], self.cfg.hop)  # (B, T)
-        Y, x1 = Y * frames[:, None, None, :], x1 * frames[:, None, None, :]  # frames past the end hold a tail
+        """Training loss of one stage; stage 2 keeps stage 1 frozen. mix, target (B, L), ref (B, Le)."""
+        scale, Y, frames, lengths = self.front(mix, lengths)
+        x1 = self.spec(target / scale) * frames[:, None, None, :]  # at the mixture's scale
         if stage == 1:
             spk = self.embed_speaker(ref, ref_lengths)
             xm = self.mask(Y, spk, frames)
-            loss = masked_mse(xm, x1, frames)
-            if self.cfg.mask_wave_loss > 0:
-                loss = loss - self.cfg.mask_wave_loss * self.wave_si_sdr(xm, x1, frames, lengths)
-            return loss
+            wave = self.wave_si_sdr(xm, x1, frames, lengths) if self.cfg.mask_wave_loss > 0 else 0
+            return masked_mse(xm, x1, frames) - self.cfg.mask_wave_loss * wave
         with torch.no_grad():
             spk = self.embed_speaker(ref, ref_lengths)
             x0 = self.start(Y, spk, frames)
@@ -587,18 +483,15 @@ class Mask2Flow(nn.Module):
         t = self.sample_t(Y.shape[0], Y.device) if t is None else t
         xt, ut = straight_path(x0, x1, t[:, None, None, None])
         v = self.dit(xt, t, Y, spk, frames)
-        loss = masked_mse(v, ut, frames)
-        if self.cfg.wave_loss > 0:
-            x1_hat = xt + (1 - t[:, None, None, None]) * v
-            loss = loss - self.cfg.wave_loss * self.wave_si_sdr(x1_hat, x1, frames, lengths)
-        return loss
+        x1_hat = xt + (1 - t[:, None, None, None]) * v  # where v leads from x_t in one step
+        wave = self.wave_si_sdr(x1_hat, x1, frames, lengths) if self.cfg.wave_loss > 0 else 0
+        return masked_mse(v, ut, frames) - self.cfg.wave_loss * wave
 
     def wave_si_sdr(self, est, ref, frames=None, lengths=None):
-        """Batch mean of the SI-SDR in dB, capped at 30, between the waveforms of two compressed
-        spectrograms, over the first lengths samples (default: all). Uncapped, the examples without
-        interferer (which an identity mask gets nearly right) outweigh the mixtures. An example whose
-        target is silent (the enrolled speaker is absent) has no SI-SDR: it counts 0 here, and the
-        squared error alone pulls its output to silence."""
+        """Batch mean of the SI-SDR in dB, capped at 30 (else the examples without interferer, which an
+        identity mask gets nearly right, outweigh the mixtures), between the waveforms of two compressed
+        spectrograms over the first lengths samples. A silent target (the enrolled speaker is absent)
+        has no SI-SDR: it counts 0, and the squared error alone pulls its output to silence."""
         L = self.cfg.hop * (est.shape[-1] - 1) if lengths is None else int(lengths.max())
         present = (ref.abs().flatten(1).amax(1) > 0).to(ref.dtype)  # (B,)
         return (si_sdr(self.wav(est, L, frames), self.wav(ref, L, frames), lengths, cap_db=30) * present).mean()
@@ -614,17 +507,11 @@ class Mask2Flow(nn.Module):
 
     @torch.no_grad()
     def extract(self, mix, ref, ref_lengths=None, steps=1, return_states=False, lengths=None):
-        """mix (B, L) zero-padded past lengths, ref (B, Le) -> the target's waveform (B, L), zero
-        past lengths. steps=0: stage 1 alone."""
-        lengths = self.full_lengths(mix, lengths)
-        scale = rms(mix, lengths)
-        Y = self.spec(mix / scale)
-        frames = frame_mask(lengths, Y.shape[-1], self.cfg.hop)
-        Y = Y * frames[:, None, None, :]
+        """mix (B, L) zero-padded past lengths, ref (B, Le) -> the target's waveform (B, L); steps=0: stage 1."""
+        scale, Y, frames, lengths = self.front(mix, lengths)
         spk = self.embed_speaker(ref, ref_lengths)
         xs = self.sample(self.start(Y, spk, frames), Y, spk, steps, frames)
-        valid = torch.arange(mix.shape[-1], device=mix.device) < lengths[:, None]  # (B, L)
-        wav = self.wav(xs[-1], mix.shape[-1], frames) * scale * valid
+        wav = self.wav(xs[-1], mix.shape[-1], frames) * scale * first(lengths, mix.shape[-1])  # back to its loudness
         return (wav, xs) if return_states else wav
 
 
@@ -635,6 +522,5 @@ def count_parameters(module):
 if __name__ == "__main__":
     for name, cfg in CONFIGS.items():
         model = Mask2Flow(cfg)
-        parts = ", ".join(f"{part} {count_parameters(getattr(model, part)) / 1e6:.3f}M"
-                          for part in ("speaker", "masker", "dit"))
+        parts = ", ".join(f"{p} {count_parameters(getattr(model, p)) / 1e6:.3f}M" for p in ("speaker", "masker", "dit"))
         print(f"{name:6s} {count_parameters(model) / 1e6:7.3f}M parameters ({parts})")

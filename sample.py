@@ -34,6 +34,10 @@ SILENT_PEAK = 10 ** (-80 / 20)  # a recording whose peak is below -80 dBFS is tr
 CHUNK_SECONDS = 10.0  # long recordings are extracted in windows of this length, which bounds memory
 OVERLAP = 0.1  # fraction of each window cross-faded with its neighbour
 FULL_SCALE = 0.99  # outputs louder than this are scaled down rather than clipped
+# Config fields that mask2flow.py no longer has, each with the value that is now its only behaviour:
+# a checkpoint that holds it loads; any other value is a layout this code no longer builds.
+RETIRED = {"speaker": "ours", "masker": "conv", "mask_stride": 1, "fast_attention": True,
+           "mask_lstm_layers": None}  # None: any value (it sized the LSTM masker, which "conv" never built)
 
 
 class InputError(Exception):
@@ -75,6 +79,17 @@ def find_checkpoint(runs=RUNS, pretrained=PRETRAINED):
                      "train.py (README, Train), or pass --ckpt PATH")
 
 
+def checkpoint_config(saved):
+    """Config from a checkpoint's asdict(config), without the RETIRED fields that hold today's behaviour."""
+    saved = dict(saved)
+    for key, only in RETIRED.items():
+        if only is not None and saved.get(key, only) != only:
+            raise InputError(f"Config.{key} {saved[key]!r}, which this mask2flow.py no longer builds "
+                             f"(only {only!r}; the git history has the code that did)")
+        saved.pop(key, None)
+    return Config(**saved)
+
+
 def load_model(path, device):
     """Rebuild the model from the checkpoint alone: its config and its EMA weights."""
     path = Path(path)
@@ -88,10 +103,10 @@ def load_model(path, device):
     if not isinstance(ckpt, dict) or not {"config", "ema"} <= ckpt.keys():
         raise InputError(f"{path} is not a Mask2Flow checkpoint: it lacks the 'config' and 'ema' that train.py saves")
     try:
-        model = Mask2Flow(Config(**ckpt["config"]))
+        model = Mask2Flow(checkpoint_config(ckpt["config"]))
         model.load_state_dict(ckpt["ema"])
-    except ImportError as e:  # a model with resemblyzer's speaker encoder, without resemblyzer installed
-        raise InputError(f"checkpoint {path}: {first_line(e)}") from None
+    except InputError as e:
+        raise InputError(f"checkpoint {path}: {e}") from None
     except (TypeError, RuntimeError, AssertionError) as e:
         raise InputError(f"checkpoint {path} does not fit this mask2flow.py: {first_line(e)}") from None
     stage = ckpt.get("stage", 2)

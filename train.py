@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import data
 from mask2flow import CONFIGS, Config, Mask2Flow, si_sdr
+from sample import InputError, checkpoint_config
 
 REPO = Path(__file__).resolve().parent  # runs/ is the repository's, wherever train.py is started
 
@@ -244,6 +245,14 @@ def stage1_config(path, saved, preset, overrides):
     return dataclasses.replace(saved, **{**dit, **overrides})
 
 
+def saved_config(path, ckpt):
+    """The config a checkpoint was trained with (sample.py:checkpoint_config), or a one-line error."""
+    try:
+        return checkpoint_config(ckpt["config"])
+    except InputError as e:
+        raise SystemExit(f"error: {path}: {e}")
+
+
 def open_run(run):
     """The run folder and its config: a new run, never over an existing one, or with --resume the run
     in --out, which goes on with its own data, stages and schedule. Returns (out, cfg, ckpt to resume)."""
@@ -258,7 +267,7 @@ def open_run(run):
             raise SystemExit(f"error: --stage1 {args.stage1} does not exist")
         stage1 = torch.load(args.stage1, map_location="cpu", weights_only=False)
         loss = overrides.pop("mask_wave_loss", None) if args.stage == "1" else None  # trained on with its own loss
-        cfg = stage1_config(args.stage1, Config(**stage1["config"]), preset, overrides)
+        cfg = stage1_config(args.stage1, saved_config(args.stage1, stage1), preset, overrides)
         cfg = cfg if loss is None else dataclasses.replace(cfg, mask_wave_loss=loss)
     out = Path(args.out) if args.out else REPO / "runs" / f"{Path(args.data).name}-{args.config}-{cfg.start}"
     last = out / "ckpt_last.pt"
@@ -266,7 +275,7 @@ def open_run(run):
         if not last.exists():
             raise SystemExit(f"error: --resume but {last} does not exist")
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        cfg = Config(**ckpt["config"])
+        cfg = saved_config(last, ckpt)
         for k, v in ckpt["args"].items():  # a run resumes with its own data, stages and schedule
             if k == "stage" and args.stage not in (None, v):
                 raise SystemExit(f"error: {out} trains --stage {v}, and a resumed run keeps its stages; train "
@@ -362,7 +371,7 @@ def train_stage(run, model, stage, ckpt, train_set):
     trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
     for p in model.parameters():
         p.requires_grad_(False)
-    params = [p for m in trainable for name, p in m.named_parameters() if not name.startswith("pretrained.")]  # frozen
+    params = [p for m in trainable for p in m.parameters()]
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
@@ -432,10 +441,7 @@ def main(argv=None):
 
     # the model, and the stages left to train
     torch.manual_seed(args.seed + run.rank)
-    try:
-        model = Mask2Flow(run.cfg).to(run.device)
-    except ImportError as e:  # --speaker resemblyzer without it
-        raise SystemExit(f"error: {e}")
+    model = Mask2Flow(run.cfg).to(run.device)
     stages = {"1": [1], "2": [2], "all": [1, 2]}[args.stage]
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])

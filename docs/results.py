@@ -30,7 +30,7 @@ from data import SPEED, voice_of  # noqa: E402
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
 from bench import bench_mode  # noqa: E402
 from eval import METRICS, cell, mean_ci  # noqa: E402
-from sample import row, steps_label  # noqa: E402
+from sample import RETIRED, row, steps_label  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
 DEMO_SH = "demo.sh"  # the evidence folder of `bash demo.sh`, the main job
@@ -133,14 +133,15 @@ def variant(report, fields=STAGE1_VARIANTS + FLOW_VARIANTS):
     saved config is closest to (stage 1's layout or loss; the flow's tokens, DiT size, time sampler or
     waveform loss), on other training data (train.py --voices, --speed), or, trained from scratch
     alone, for another number of steps than demo's stage 1. A field the run's config predates has
-    Config's default: what the model then did."""
+    Config's default, and one since retired its only value now (sample.py:RETIRED): what the model then did."""
     saved = report.get("config", {})
+    retired = {k: v for k, v in RETIRED.items() if v is not None}
     default = min(CONFIGS.values(), key=lambda p: sum(v != getattr(p, f, v) for f, v in saved.items()))
     speed = "{:g}-{:g}".format
-    cfg = {**dataclasses.asdict(Config()), **saved, "voices": report.get("voices", 1.0),
+    cfg = {**dataclasses.asdict(Config()), **retired, **saved, "voices": report.get("voices", 1.0),
            "speed": speed(*report.get("speed", SPEED)),
            "train_steps": report["step"] if report.get("stage") == 1 and not report.get("trained_on") else STAGE1_STEPS}
-    preset = {**dataclasses.asdict(default), "voices": 1.0, "speed": speed(*SPEED),  # train.py's defaults
+    preset = {**dataclasses.asdict(default), **retired, "voices": 1.0, "speed": speed(*SPEED),  # train.py's defaults
               "train_steps": STAGE1_STEPS}
     changed = [f"{f} {cfg[f] if isinstance(cfg[f], str) else format(cfg[f], 'g')}"
                for f in fields if cfg[f] != preset[f]]
@@ -455,7 +456,7 @@ def gpu_section(gpu):
         return lines + [todo("bash docs/gpu.sh docs/evidence/gpu")]
     if "train_speed_paper" in gpu:
         sp = gpu["train_speed_paper"]
-        lines += [f"Training step of the `{sp['config']}` preset ({sp['masker']} masker) on {sp['device']}, torch "
+        lines += [f"Training step of the `{sp['config']}` preset ({sp.get('masker', 'conv')} masker) on {sp['device']}, torch "
                   f"{sp['torch']}: random 3 s batches made on the GPU, median of {sp['repeats']} steps after 3 "
                   f"warm-up steps. Source: `{sp['_file']}` (`docs/train_bench.py speed`).", "",
                   row(["batch", "precision", "stage 1 ms/step", "stage 1 examples/s", "stage 2 ms/step",

@@ -15,7 +15,6 @@ Writes one JSON (--out) with every number it prints.
 """
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -159,7 +158,6 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["speed", "precision"])
     p.add_argument("--config", default="small", choices=list(CONFIGS))
-    p.add_argument("--masker", choices=["conv", "lstm"], help="override the preset's masker")
     p.add_argument("--batch", type=int, nargs="+", default=[32], help="batch sizes (precision uses the first)")
     p.add_argument("--steps", type=int, default=400, help="precision: training steps per stage and precision")
     p.add_argument("--repeats", type=int, default=10, help="speed: timed steps per setting")
@@ -170,10 +168,10 @@ def main():
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("error: --device cuda but no CUDA GPU is visible")
     device = torch.device(args.device)
-    cfg = CONFIGS[args.config] if args.masker is None else dataclasses.replace(CONFIGS[args.config], masker=args.masker)
-    print(f"{args.config} ({cfg.masker} masker), {count_parameters(Mask2Flow(cfg)) / 1e6:.1f}M parameters, "
+    cfg = CONFIGS[args.config]
+    print(f"{args.config}, {count_parameters(Mask2Flow(cfg)) / 1e6:.1f}M parameters, "
           f"on {device_name(device)}, torch {torch.__version__}")
-    result = {"what": args.what, "config": args.config, "masker": cfg.masker, "device": device_name(device),
+    result = {"what": args.what, "config": args.config, "device": device_name(device),
               "torch": torch.__version__, **(speed if args.what == "speed" else precision)(args, cfg, device)}
     out = Path(args.out or ROOT / "runs" / f"train_bench_{args.what}_{args.config}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

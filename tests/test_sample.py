@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 import data
 import sample
+from conftest import save_tiny
 from mask2flow import CONFIGS, FiLM, Mask2Flow, si_sdr
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample.py"
@@ -121,7 +122,30 @@ BAD_INPUTS = {  # case -> (what to do to the mix/ref/argv, a fragment of the mes
     "corrupt ckpt": (lambda d: (d / "mix.wav", d / "ref.wav",
                                 ["--ckpt", (d / "bad.pt").write_bytes(b"not a checkpoint") and d / "bad.pt"]),
                      "bad.pt"),
+    "retired layout": (lambda d: (d / "mix.wav", d / "ref.wav", ["--ckpt", retired(d / "lstm.pt", masker="lstm")]),
+                       "Config.masker 'lstm', which this mask2flow.py no longer builds"),
 }
+
+
+def retired(path, **fields):
+    """The tiny checkpoint with config fields that mask2flow.py no longer has."""
+    state = torch.load(save_tiny(path))
+    state["config"].update(fields)
+    torch.save(state, path)
+    return path
+
+
+def test_checkpoints_of_retired_fields_load_where_they_hold_todays_behaviour(tmp_path):
+    """Fields since removed from Config load when they hold what is now the only behaviour (the shipped
+    pretrained/demo.pt has masker conv, mask_lstm_layers and fast_attention); other values are refused."""
+    model, ckpt = sample.load_model(sample.PRETRAINED, torch.device("cpu"))
+    assert {"masker", "fast_attention"} <= ckpt["config"].keys() and not hasattr(model.cfg, "masker")
+    today = retired(tmp_path / "today.pt", speaker="ours", masker="conv", mask_stride=1, fast_attention=True,
+                    mask_lstm_layers=2)
+    assert sample.load_model(today, torch.device("cpu"))[0].cfg == CONFIGS["tiny"]
+    for field, value in (("speaker", "resemblyzer"), ("mask_stride", 2), ("fast_attention", False)):
+        with pytest.raises(sample.InputError, match=f"Config.{field} {value!r}, which this mask2flow.py no longer"):
+            sample.load_model(retired(tmp_path / f"{field}.pt", **{field: value}), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)

@@ -202,25 +202,6 @@ def test_stage1_run_goes_on_training_a_given_masker_with_its_own_loss(corpus, tm
         train.main(small(corpus, tmp_path / "both", steps=(2,)) + ["--stage1", str(stage1)])
 
 
-def test_pretrained_speaker_encoder_stays_frozen_while_its_projection_trains(corpus, tmp_path):
-    resemblyzer = pytest.importorskip("resemblyzer")
-    out = tmp_path / "rz"
-    train.main(small(corpus, out, steps=(2,)) + ["--stage", "1", "--speaker", "resemblyzer"])
-    last = torch.load(out / "ckpt_last.pt", weights_only=False)
-    shipped = resemblyzer.VoiceEncoder("cpu", verbose=False).state_dict()
-    assert all(torch.equal(last["model"][f"speaker.pretrained.{k}"], v) for k, v in shipped.items())
-    model = sample.load_model(out / "ckpt_last.pt", torch.device("cpu"))[0]
-    assert model.cfg.speaker == "resemblyzer"
-    trained = [model.speaker.proj.weight, model.speaker.proj.bias, *model.masker.parameters()]
-    assert len(last["optimizer"]["param_groups"][0]["params"]) == len(trained)  # the optimizer never sees the rest
-
-
-def test_pretrained_speaker_encoder_without_resemblyzer_is_a_one_line_error(corpus, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "resemblyzer", None)  # import resemblyzer now fails
-    with pytest.raises(SystemExit, match="^error: Config.speaker 'resemblyzer' needs pip install -r requirements-eval.txt"):
-        train.main(small(corpus, tmp_path / "rz", steps=(2,)) + ["--stage", "1", "--speaker", "resemblyzer"])
-
-
 CRASHING_TRAIN = """import sys, train
 from test_train import crash_at
 train.save_checkpoint = crash_at(2, 2)
