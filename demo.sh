@@ -3,7 +3,7 @@
 # train both stages of the small model on CPU for MINUTES1 + MINUTES2 minutes (default 10 + 4) on
 # mixtures drawn afresh (two or three voices, the target sometimes absent or alone, some recordings
 # band-limited, light noise), extract one unseen-speaker test mixture to a wav file, and evaluate on
-# unseen and seen speakers under four conditions. EVAL_LIMIT (examples per split, default 100)
+# unseen speakers under four conditions and on seen speakers. EVAL_LIMIT (examples per split, default 100)
 # shortens or lengthens the evaluation.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,4 +24,5 @@ IFS=, read -r MIX TARGET ENROLL < <(sed -n 2p "$D/metadata/enrollment_test.csv")
 $PY sample.py --ckpt "$RUN/ckpt_best.pt" "$D/test/mix_clean/$MIX.wav" "$D/$ENROLL" -o "$RUN/example_extracted.wav"
 echo "mixture $D/test/mix_clean/$MIX.wav, clean target $D/test/s$TARGET/$MIX.wav"
 
-$PY eval.py --ckpt "$RUN/ckpt_best.pt" --data demo --steps 1 --limit "${EVAL_LIMIT:-100}"
+$PY eval.py --ckpt "$RUN/ckpt_best.pt" --data demo --steps 1 --limit "${EVAL_LIMIT:-100}" --split test
+$PY eval.py --ckpt "$RUN/ckpt_best.pt" --data demo --steps 1 --limit "${EVAL_LIMIT:-100}" --split test-seen --conditions two
