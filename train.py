@@ -358,73 +358,100 @@ def validate_and_save(run, model, ema, optimizer, stage, step, best, log, minute
     return best
 
 
+def start_weights(run, model, stage):
+    """Load the speaker encoder and masker a new stage starts from: stage 2 always from stage 1's best
+    (ckpt_stage1.pt); stage 1 from --stage1 PATH when it trains that masker on (ckpt_init.pt). Returns
+    whether it loaded any."""
+    path = run.out / ("ckpt_stage1.pt" if stage == 2 else "ckpt_init.pt")
+    if stage == 1 and not path.exists():
+        return False
+    weights = torch.load(path, map_location="cpu", weights_only=False)["ema"]
+    model.load_state_dict({k: v for k, v in weights.items() if not k.startswith("dit.")}, strict=False)
+    return True
+
+
+def make_optimizer(model, stage, args):
+    """AdamW over what the stage trains (stage 1: speaker encoder and masker; stage 2: the DiT), with
+    everything else frozen. Returns those parameters and the optimizer."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [p for m in ([model.speaker, model.masker] if stage == 1 else [model.dit]) for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return params, torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
+
+
+def resume_state(run, ckpt, optimizer, ema):
+    """Where ckpt left the stage: its optimizer, EMA and this rank's RNG state, and (step, best, minutes)."""
+    optimizer.load_state_dict(ckpt["optimizer"])
+    ema.load_state_dict(ckpt["ema"])
+    set_rng_state(ckpt["rng"][run.rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])  # this rank's own
+    return ckpt["step"], ckpt["best_val"], ckpt.get("minutes", 0.0)
+
+
+def out_of_time(run, minutes, max_minutes):
+    """Whether the stage has spent its budget; under DDP rank 0's clock decides, so every rank stops at once."""
+    stop = torch.tensor(float(max_minutes is not None and minutes > max_minutes))
+    if run.ddp and max_minutes is not None:
+        stop = stop.to(run.device)
+        dist.broadcast(stop, 0)
+    return bool(stop.item())
+
+
+def train_step(run, net, batch, optimizer, params, lr, stage):
+    """One step of AdamW at learning rate lr, gradients clipped. Returns the batch's loss."""
+    device, args = run.device, run.args
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    with autocast(device, args.amp):
+        loss = net(batch["mix"].to(device), batch["target"].to(device), batch["enroll"].to(device),
+                   batch["enroll_lengths"].to(device), stage=stage, lengths=batch["lengths"].to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def train_stage(run, model, stage, ckpt, train_set):
     """Stage 1 trains the speaker encoder and the masker; stage 2 a fresh DiT on stage 1's best encoder
     and masker, which stay frozen. ckpt: the checkpoint to resume when it is of this stage."""
-    args, device, master = run.args, run.device, run.master
+    args, master = run.args, run.master
     resuming = ckpt is not None and ckpt["stage"] == stage
-    start_from = run.out / ("ckpt_stage1.pt" if stage == 2 else "ckpt_init.pt")  # stage 1: only when trained on
-    from_checkpoint = not resuming and (stage == 2 or start_from.exists())  # stage 2 always needs its stage 1
-    if from_checkpoint:
-        stage1_weights = torch.load(start_from, map_location="cpu", weights_only=False)["ema"]
-        model.load_state_dict({k: v for k, v in stage1_weights.items() if not k.startswith("dit.")}, strict=False)
-    trainable = [model.speaker, model.masker] if stage == 1 else [model.dit]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = [p for m in trainable for p in m.parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
+    from_checkpoint = not resuming and start_weights(run, model, stage)
+    params, optimizer = make_optimizer(model, stage, args)
     ema = copy.deepcopy(model).eval()
-    step, best, minutes_before = 0, -float("inf"), 0.0
-    if resuming:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        ema.load_state_dict(ckpt["ema"])
-        step, best, minutes_before = ckpt["step"], ckpt["best_val"], ckpt.get("minutes", 0.0)
-        set_rng_state(ckpt["rng"][run.rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])  # this rank's own
+    step, best, minutes_before = resume_state(run, ckpt, optimizer, ema) if resuming else (0, -float("inf"), 0.0)
     max_steps = args.max_steps[min(stage, len(args.max_steps)) - 1]
     max_minutes = args.max_minutes and args.max_minutes[min(stage, len(args.max_minutes)) - 1]
     net = torch.compile(model) if args.compile else model
-    net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if run.ddp else net
+    net = DDP(net, device_ids=[run.device.index] if run.device.type == "cuda" else None) if run.ddp else net
 
     t_start, first_step, seen, log = time.time(), step, 0, []
     minutes = lambda: minutes_before + (time.time() - t_start) / 60  # this stage's wall time, over resumes
+    checkpoint = lambda: validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
     if from_checkpoint:  # step 0 is a candidate too: the masker it starts from (stage 2: zero velocity returns it)
-        best = validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
+        best = checkpoint()
     stream = batches(train_set, args, step, run.rank, run.world)
     while step < max_steps:
-        stop = torch.tensor(float(max_minutes is not None and minutes() > max_minutes))
-        if run.ddp and max_minutes is not None:  # every rank stops at the same step, rank 0's clock decides
-            stop = stop.to(device)
-            dist.broadcast(stop, 0)
-        if stop.item():
+        if out_of_time(run, minutes(), max_minutes):
             if master:
                 print(f"stage {stage}: time budget of {max_minutes} min reached at step {step}")
             if step != first_step and step % args.eval_every:  # else this step's checkpoint exists
-                best = validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
+                best = checkpoint()
             break
-        batch = next(stream)
-        lr = get_lr(step, max_steps, args)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        with autocast(device, args.amp):
-            loss = net(batch["mix"].to(device), batch["target"].to(device), batch["enroll"].to(device),
-                       batch["enroll_lengths"].to(device), stage=stage, lengths=batch["lengths"].to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
-        optimizer.step()
+        batch, lr = next(stream), get_lr(step, max_steps, args)
+        log.append(train_step(run, net, batch, optimizer, params, lr, stage))
         update_ema(ema, model, step, args.ema_decay)
         step += 1
         seen += len(batch["mix"]) * run.world
-        log.append(loss.item())
         if master and (step % args.log_every == 0 or step == max_steps):
             elapsed = time.time() - t_start
             eta = elapsed / (step - first_step) * (max_steps - step)
             print(f"stage {stage} step {step}/{max_steps} loss {np.mean(log[-args.log_every:]):.5f} "
                   f"lr {lr:.2e} {seen / elapsed:.1f} ex/s eta {eta / 60:.1f} min", flush=True)
         if step % args.eval_every == 0 or step == max_steps:
-            best = validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
+            best = checkpoint()
     if stage == 1 and step == 0:  # every rank exits, none is left waiting at a barrier
         raise SystemExit("error: stage 1 ran no step (--max-steps 0?), so stage 2 has no masker to start from")
     if stage == 1 and master:  # stage 2 starts from stage 1's best

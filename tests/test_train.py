@@ -212,7 +212,7 @@ train.main()
 def torchrun(script, *argv):
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                            "29517", str(script), *map(str, argv), "--device", "cpu"], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          timeout=300, env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"})
 
 
 @pytest.mark.slow
