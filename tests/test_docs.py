@@ -1,5 +1,6 @@
 """Tests of the course readings (docs/): every code reference points at code that exists, every
-link resolves, and the analyses of docs/figures.py compute what the readings say they compute."""
+link resolves, and the analyses of docs/research/figures.py compute what the readings say they compute;
+docs/research/results.py rebuilds results.md and the README's results block from the evidence."""
 
 import argparse
 import ast
@@ -19,12 +20,13 @@ from mask2flow import CONFIGS, FiLM, Mask2Flow, si_sdr
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+RESEARCH = DOCS / "research"  # the scripts behind the results, and their evidence
 READINGS = sorted(DOCS.glob("[0-9]*.md"))
-REF = re.compile(r"`((?:docs/)?\w+\.py)(::?)([A-Za-z_][\w.]*)`")  # `f.py:name`, `f.py:Class.method`, `test_f.py::test`
+REF = re.compile(r"`((?:docs/(?:research/)?)?\w+\.py)(::?)([A-Za-z_][\w.]*)`")  # `f.py:name`, `f.py:Class.method`, `test_f.py::test`
 
 
 def load_docs_module(name):
-    spec = importlib.util.spec_from_file_location(f"docs_{name}", DOCS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", RESEARCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -74,6 +76,8 @@ def test_every_code_reference_exists():
     for md in all_markdown():
         for file, sep, name in REF.findall(md.read_text()):
             path = ROOT / file
+            if not path.is_file() and file.startswith("test_"):  # a test named without its folder
+                path = ROOT / "tests" / file
             assert path.is_file(), f"{md.name}: `{file}{sep}{name}`: no file {file}"
             if Path(file).name.startswith("test_"):
                 assert sep == "::", f"{md.name}: write tests as `{file}::{name}`"
@@ -94,7 +98,7 @@ def test_each_reading_is_tied_to_code_and_has_exercises(reading):
 
 def test_links_resolve():
     """Links to markdown and code files exist, and every results.md#anchor is a heading that
-    docs/results.py writes (the PNGs are generated, so they are not checked here)."""
+    docs/research/results.py writes (the PNGs are generated, so they are not checked here)."""
     headings = {re.sub(r"[^\w\- ]", "", h.lower()).strip().replace(" ", "-")
                 for h in re.findall(r"^#+ (.+)$", results.build(), flags=re.M)}
     for md in all_markdown():
@@ -172,16 +176,16 @@ def test_over_suppression_floor():
     _, missing, _ = figures.over_suppression(model, target + speech_like(1), target, ref)
     assert 0 <= missing["mixture"] <= missing["mask"] <= 1
 
-# --- the results page and the README block are built from docs/evidence alone ---
+# --- the results page and the README block are built from docs/research/evidence alone ---
 
 
 def test_committed_results_rebuild_from_the_evidence():
-    """docs/results.md and the README's results block are exactly what docs/results.py makes of
-    docs/evidence: a number changed by hand, or evidence changed without rerunning it, fails here."""
-    assert (DOCS / "results.md").read_text() == results.build(), "rerun python docs/results.py"
+    """docs/results.md and the README's results block are exactly what docs/research/results.py makes of
+    its evidence: a number changed by hand, or evidence changed without rerunning it, fails here."""
+    assert (DOCS / "results.md").read_text() == results.build(), "rerun python docs/research/results.py"
     readme = (ROOT / "README.md").read_text()
-    assert results.with_block(readme, results.readme_block()) == readme, "rerun python docs/results.py"
-    assert (DOCS / "evidence" / "README.md").is_file()
+    assert results.with_block(readme, results.readme_block()) == readme, "rerun python docs/research/results.py"
+    assert (RESEARCH / "evidence" / "README.md").is_file()
 
 
 def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0, config=None, n_mix=4,
@@ -273,7 +277,7 @@ def test_any_split_and_the_time_sampler_variant(tmp_path):
         write_eval(tmp_path / "m2f", base, split=split)
     write_eval(tmp_path / "uniform", {**base, "Mask2Flow 1 step": (1, [1.0, 1.5] * 4)}, config={"t_zero": 0.0, "t_power": 1.0})
     page = results.build(tmp_path)
-    for split, label in (("test", "unseen real speakers"), ("test-synth", "unseen synthetic voices"),
+    for split, label in (("test", "unseen real speakers"), ("test-synth", "test-synth"),  # a split with no label
                          ("dev", "unseen speakers (validation)"), ("test-other", "test-other")):
         assert f"### demo {split} ({label}), clean" in page
     assert "| Mask2Flow 1 step (t_zero 0, t_power 1) | 1 | " in page
@@ -361,7 +365,7 @@ def test_a_masker_trained_alone_is_a_mask_not_a_control(tmp_path):
 
 def test_empty_evidence_says_the_results_are_being_rebuilt(tmp_path):
     page, block = results.build(tmp_path), results.readme_block(tmp_path)
-    assert block == results.REBUILD and "being rebuilt" in block and "-o docs/evidence/RUN" in block
+    assert block == results.REBUILD and "being rebuilt" in block and "-o docs/research/evidence/RUN" in block
     assert results.REBUILD in page and page.count("_Not measured yet._") == 8
     assert not re.search(r"\d\.\d", block)  # no measured number at all
 
@@ -387,10 +391,10 @@ def test_training_runs_and_figures_come_from_their_files(tmp_path):
     (tmp_path / "run" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes\n"
                                               "1,500,0.5,0.1,1.5,1.5,4.25\n1,1000,0.4,0.1,2.5,2.5,8.5\n"
                                               "2,300,0.3,0.1,2.5,3.25,3.75\n2,600,0.3,0.1,2.5,3.0,7.0\n")
-    (tmp_path / "di.json").write_text((DOCS / "evidence" / "di.json").read_text())
+    (tmp_path / "di.json").write_text((RESEARCH / "evidence" / "di.json").read_text())
     page = results.build(tmp_path)
     assert "| `run` | 1 | 1000 | 8.50 | 2.50 | 1000 |" in page and "| `run` | 2 | 600 | 7.00 | 3.25 | 300 |" in page
-    assert f"Source: `{tmp_path.name}/di.json` (docs/figures.py di)" in page
+    assert f"Source: `{tmp_path.name}/di.json` (docs/research/figures.py di)" in page
 
 
 def test_bad_evidence_and_readme_fail_in_one_line(tmp_path):

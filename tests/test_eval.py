@@ -98,10 +98,10 @@ def test_eval_writes_a_report(tmp_path, flowing_ckpt, capsys):
         assert set(s["scores"]) == set(evaluation.METRICS) and all(len(v) == 2 for v in s["scores"].values())
         assert s["metrics"]["si_sdr"]["mean"] == pytest.approx(np.mean(s["scores"]["si_sdr"]), abs=1e-9)
         assert s["metrics"]["si_sdr"]["clusters"] == 1  # the two targets of one mixture
-    spec = importlib.util.spec_from_file_location("results", ROOT / "docs" / "results.py")
+    spec = importlib.util.spec_from_file_location("results", ROOT / "docs" / "research" / "results.py")
     results = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(results)
-    page = results.build(tmp_path)  # docs/results.py reads what eval.py wrote: tmp_path/reports is one run
+    page = results.build(tmp_path)  # what eval.py wrote: tmp_path/reports is one run, its condition reports left out
     assert re.search(r"\| the flow stage improves on its own mask \(corpus test, clean\) \| yes \(masking "
                      r"over-suppresses\) \| too few mixtures to tell: [+-]\d+\.\d\d dB \(one seed each\) \|", page)
     assert "`reports` (2, 0, –)" in page  # one mixture: no interval, whatever the difference

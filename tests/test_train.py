@@ -282,10 +282,10 @@ def test_dynamic_mix_trains_on_fresh_mixtures_and_resumes_with_them(corpus, tmp_
 
 @pytest.mark.slow
 def test_gpu_train_script_trains_and_brings_back_a_checkpoint(corpus, tmp_path):
-    """docs/gpu_train.sh (DEVICE=cpu, tiny preset): both stages train with dynamic mixing, and the
+    """docs/research/gpu_train.sh (DEVICE=cpu, tiny preset): both stages train with dynamic mixing, and the
     checkpoint it brings back loads for evaluation; without a corpus, or over a result, one error line."""
     env = {**os.environ, "DEVICE": "cpu", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    script = lambda *argv, data=corpus: subprocess.run(["bash", REPO / "docs" / "gpu_train.sh", *map(str, argv)],
+    script = lambda *argv, data=corpus: subprocess.run(["bash", REPO / "docs" / "research" / "gpu_train.sh", *map(str, argv)],
                                                        env={**env, "DATA": str(data)}, capture_output=True, text=True,
                                                        timeout=300)
     r = script(tmp_path / "out", "tiny", 2, 2, 5, 5, "--config", "tiny", "--batch-size", "2", "--workers", "0",

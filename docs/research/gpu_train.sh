@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Train on a machine with CUDA and bring back what the evaluation needs. The demo corpus is built
 # there from speech/ in a few minutes (python corpus.py: data/demo, train-100 as sources only), then
-#   bash docs/gpu_train.sh OUT NAME STEPS1 STEPS2 MINUTES1 MINUTES2 [train.py options]
+#   bash docs/research/gpu_train.sh OUT NAME STEPS1 STEPS2 MINUTES1 MINUTES2 [train.py options]
 # trains both stages with dynamic mixing at batch 32 (the steps set the schedule, the minutes cap
 # each stage), and writes OUT/NAME.pt (config, EMA weights, training arguments: what eval.py
 # reads) and OUT/NAME_log.csv. Then, on the machine with the corpus:
-#   python eval.py --ckpt OUT/NAME.pt --data demo --limit 100 -o docs/evidence/NAME
+#   python eval.py --ckpt OUT/NAME.pt --data demo --limit 100 -o docs/research/evidence/NAME
 # DEVICE=cpu runs the same on a CPU, DATA=DIR trains on another corpus (test_train.py checks the script so).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ $# -ge 6 ] || { echo "usage: bash docs/gpu_train.sh OUT NAME STEPS1 STEPS2 MINUTES1 MINUTES2 [train.py options]" >&2; exit 2; }
+cd "$(dirname "$0")/../.."
+usage="usage: bash docs/research/gpu_train.sh OUT NAME STEPS1 STEPS2 MINUTES1 MINUTES2 [train.py options]"
+[ $# -ge 6 ] || { echo "$usage" >&2; exit 2; }
 out=$1 name=$2 s1=$3 s2=$4 m1=$5 m2=$6
 shift 6
 data=${DATA:-data/demo}

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # The measurements that need a GPU, in one run of a few minutes (no corpus needed):
-#   bash docs/gpu.sh [OUTDIR]     # default runs/gpu; writes the files below and prints every table
+#   bash docs/research/gpu.sh [OUTDIR]     # default runs/gpu; writes the files below and prints every table
 # 1. the model tests on CUDA (test_mask2flow.py's cuda half; CI runs the cpu half)
-# 2. fp32 against bf16 autocast training, same weights and batches (docs/train_bench.py precision)
-# 3. seconds per paper-preset training step at batch 8 and 32 (docs/train_bench.py speed)
+# 2. fp32 against bf16 autocast training, same weights and batches (docs/research/train_bench.py precision)
+# 3. seconds per paper-preset training step at batch 8 and 32 (docs/research/train_bench.py speed)
 # 4. real-time factors of both presets, 1 / 4 / 8 steps (bench.py), fp32 and bf16;
 #    then the paper preset eager and under torch.compile (CUDA graphs), side by side
 # 5. train.py on cuda, alone and under torchrun, and sample.py on cuda against cpu (no file kept)
-# Copy its files to docs/evidence/gpu/ only after reading them (then python docs/results.py).
+# Copy its files to docs/research/evidence/gpu/ only after reading them (then python docs/research/results.py).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 out=${1:-runs/gpu}
 mkdir -p "$out"
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
 python3 -m pytest -q -p no:cacheprovider test_mask2flow.py -k cuda 2>&1 | tee "$out/pytest_cuda.txt" || failed=1  # a failing test stops no measurement
-python3 docs/train_bench.py precision --config small --steps 400 --device cuda --out "$out/precision_small.json"
-python3 docs/train_bench.py speed --config paper --batch 8 32 --device cuda --out "$out/train_speed_paper.json"
+python3 docs/research/train_bench.py precision --config small --steps 400 --device cuda \
+    --out "$out/precision_small.json"
+python3 docs/research/train_bench.py speed --config paper --batch 8 32 --device cuda --out "$out/train_speed_paper.json"
 python3 bench.py --configs small paper --steps 1 4 8 --device cuda -o "$out/bench_cuda.json"
 python3 bench.py --configs small paper --steps 1 4 8 --device cuda --bf16 -o "$out/bench_cuda_bf16.json"
 python3 bench.py --configs paper --steps 1 4 8 --device cuda --compile -o "$out/bench_cuda_compile.json"
@@ -31,7 +32,7 @@ python3 -m torch.distributed.run --nproc_per_node 1 train.py "${tiny[@]}" --out 
 python3 -c "import sys, soundfile as sf; from data import load_audio
 a, b = load_audio(sys.argv[1])[:48000], load_audio(sys.argv[2])[:48000]
 sf.write(sys.argv[4] + '/mix.wav', a + b, 16000); sf.write(sys.argv[4] + '/ref.wav', load_audio(sys.argv[3]), 16000)" \
-    speech/librispeech/1272/*/1272-128104-0000.* speech/vctk/p227/p227_005.flac \
+    speech/librispeech/1272/*/1272-128104-0000.* speech/vctk/p227/p227_005.* \
     speech/librispeech/1272/*/1272-128104-0001.* "$e2e"
 extract() { python3 sample.py "$e2e/mix.wav" "$e2e/ref.wav" --ckpt pretrained/demo.pt -o "$e2e/$1.wav" "${@:2}"; }
 extract cpu --device cpu; extract cuda --device cuda; extract bf16 --device cuda --bf16

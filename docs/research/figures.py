@@ -1,20 +1,20 @@
 r"""
 The figures of the readings, regenerated from checkpoints. Run from the repository root:
 
-    python docs/figures.py all --ckpt runs/demo-m2f/ckpt_last.pt --flow-only runs/demo-mixture/ckpt_last.pt \
+    python docs/research/figures.py all --ckpt runs/demo-m2f/ckpt_last.pt --flow-only runs/demo-mixture/ckpt_last.pt \
         --noise runs/demo-noise/ckpt_last.pt --control runs/demo-mask/ckpt_last.pt --data demo --limit 50
-    python docs/figures.py di            # delete/insert proportions (paper Figure 2) -> di.png, di.json
-    python docs/figures.py spectrograms  # Figure 5, over-suppression -> spectrograms.png, oversuppression.png,
+    python docs/research/figures.py di            # delete/insert proportions (paper Figure 2) -> di.png, di.json
+    python docs/research/figures.py spectrograms  # Figure 5, over-suppression -> spectrograms.png, oversuppression.png,
                                          #   example.json
-    python docs/figures.py steps         # quality against Euler steps -> steps.png, steps.json
-    python docs/figures.py curves        # training curves from each run's log.csv -> curves.png
-    python docs/figures.py single        # single-speaker input, clean and noisy -> single.json
-    python docs/figures.py speakers      # does the encoder and the output follow the enrollment?
+    python docs/research/figures.py steps         # quality against Euler steps -> steps.png, steps.json
+    python docs/research/figures.py curves        # training curves from each run's log.csv -> curves.png
+    python docs/research/figures.py single        # single-speaker input, clean and noisy -> single.json
+    python docs/research/figures.py speakers      # does the encoder and the output follow the enrollment?
                                          #   -> speakers_<split>.json
 
 Each subcommand uses the checkpoints it needs among those given and skips the rest. Every number
-drawn is also written to a JSON file in --evidence (default docs/evidence, the committed evidence);
-docs/results.py turns those, and the JSON of `python eval.py`, into docs/results.md.
+drawn is also written to a JSON file in --evidence (default docs/research/evidence, the committed evidence);
+docs/research/results.py turns those, and the JSON of `python eval.py`, into docs/results.md.
 """
 
 import argparse
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from data import LibriMix, load_audio, resolve_root  # noqa: E402
 from mask2flow import decompress, magnitude, si_sdr  # noqa: E402
@@ -361,7 +361,7 @@ def read_log(path):
 
 def run_info(run):
     """(where the run's flow starts, the step of the stage-1 checkpoint its stage 2 began from). A folder
-    of docs/evidence has no checkpoint: its eval_*.json gives the start, and the offset is 0."""
+    of docs/research/evidence has no checkpoint: its eval_*.json gives the start, and the offset is 0."""
     run, info = Path(run), {}
     for name in ("ckpt_stage1.pt", "ckpt_last.pt"):
         if (run / name).is_file():
@@ -500,8 +500,8 @@ def main(argv=None):
     common.add_argument("--noisy", action="store_true", help="spectrograms: noisy mixtures (mix_both)")
     common.add_argument("--index", type=int, default=0, help="spectrograms: which example to draw (< --limit)")
     common.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNG files")
-    common.add_argument("--evidence", type=Path, default=Path("docs/evidence"),
-                        help="folder for the JSON files, which docs/results.py reads (default docs/evidence)")
+    common.add_argument("--evidence", type=Path, default=Path("docs/research/evidence"),
+                        help="folder for the JSON files, which results.py reads (default docs/research/evidence)")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     for name in [*COMMANDS, "all"]:

@@ -1,9 +1,9 @@
 r"""
 Training steps on generated batches, for two questions a GPU answers in minutes:
 
-    python docs/train_bench.py speed --config paper --batch 8 32 --device cuda
+    python docs/research/train_bench.py speed --config paper --batch 8 32 --device cuda
         seconds per training step of each stage at each batch size, fp32 and bf16 autocast
-    python docs/train_bench.py precision --config small --steps 400 --device cuda
+    python docs/research/train_bench.py precision --config small --steps 400 --device cuda
         stage-1 and stage-2 loss curves of fp32 and bf16 autocast from the same weights on the same
         batches: mixed precision may be used only where the curves agree
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from mask2flow import CONFIGS, Mask2Flow, count_parameters  # noqa: E402
 from sample import device_name  # noqa: E402

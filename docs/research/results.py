@@ -1,16 +1,17 @@
 r"""
 Write docs/results.md and the results block of the top-level README from the evidence committed in
-docs/evidence/, and from nothing else (docs/evidence/README.md says which command wrote each file):
+docs/research/evidence/, and from nothing else (its README.md says which command wrote each file):
 
-    python docs/results.py          # rewrites docs/results.md, and README.md between its two marker lines
+    python docs/research/results.py   # rewrites docs/results.md, and README.md between its two marker lines
 
-  docs/evidence/RUN/eval_<data>_<split>_<clean|noisy>.json   python eval.py -o docs/evidence/RUN
-  docs/evidence/RUN/log.csv                                   the run's own log.csv, copied
-  docs/evidence/bench.json                                    python bench.py -o docs/evidence/bench.json
-  docs/evidence/then.json                                     python docs/then_bench.py --rev REV -o docs/evidence/then.json
-  docs/evidence/{di,steps,example,single}.json                python docs/figures.py
-  docs/evidence/speakers_<split>.json                         python docs/figures.py speakers
-  docs/evidence/gpu/*.json                                    bash docs/gpu.sh docs/evidence/gpu (needs CUDA)
+  in docs/research/evidence/                  written by
+  RUN/eval_<data>_<split>_<clean|noisy>.json  python eval.py -o docs/research/evidence/RUN
+  RUN/log.csv                                 the run's own log.csv, copied
+  bench.json                                  python bench.py -o docs/research/evidence/bench.json
+  then.json                                   python docs/research/then_bench.py --rev REV -o docs/research/evidence/then.json
+  {di,steps,example,single}.json              python docs/research/figures.py
+  speakers_<split>.json                       python docs/research/figures.py speakers
+  gpu/*.json                                  bash docs/research/gpu.sh docs/research/evidence/gpu (needs CUDA)
 
 A section whose files are missing says which command makes them. Runs that evaluate a system of the
 same name (e.g. "Mask2Flow 1 step") are training seeds of that system. test_docs.py rebuilds both
@@ -24,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from data import SPEED, voice_of  # noqa: E402
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
@@ -32,9 +33,9 @@ from bench import bench_mode  # noqa: E402
 from eval import METRICS, cell, mean_ci  # noqa: E402
 from sample import RETIRED, row, steps_label  # noqa: E402
 
-EVIDENCE = ROOT / "docs" / "evidence"
+EVIDENCE = ROOT / "docs" / "research" / "evidence"
 DEMO_SH = "demo.sh"  # the evidence folder of `bash demo.sh`, the main job
-RERUN = "`python docs/results.py`"
+RERUN = "`python docs/research/results.py`"
 FIGURES = ("di", "steps", "example", "single")
 M2F, MASK = "Mask2Flow 1 step", "mask-only (stage 1 of Mask2Flow)"
 CONTROL = "mask-only, fair control (stage 1 only, trained longer)"
@@ -48,16 +49,16 @@ COMPARISONS = [  # (A, B, the claim "A beats B", what the paper says), each test
 HOW = ("A claim \"A beats B\" is answered by the mean per-example difference A − B in SI-SDRi on the same "
        "examples, with its 95% interval clustered by mixture, and reads **yes** or **no, the reverse** only when "
        "that interval excludes zero. The interval covers the choice of test examples, not of training seeds.")
-REBUILD = """_The results of the current model are being rebuilt: docs/evidence/ holds no evaluation yet._
+REBUILD = """_The results of the current model are being rebuilt: docs/research/evidence/ holds no evaluation yet._
 For each trained run `RUN` (docs/README.md lists the runs and the commands that train them):
 
 ```
-python eval.py --ckpt runs/RUN/ckpt_last.pt --data demo --limit 100 -o docs/evidence/RUN
-python eval.py --ckpt runs/RUN/ckpt_last.pt --data demo --limit 100 --noisy -o docs/evidence/RUN
-cp runs/RUN/log.csv docs/evidence/RUN/
+python eval.py --ckpt runs/RUN/ckpt_last.pt --data demo --limit 100 -o docs/research/evidence/RUN
+python eval.py --ckpt runs/RUN/ckpt_last.pt --data demo --limit 100 --noisy -o docs/research/evidence/RUN
+cp runs/RUN/log.csv docs/research/evidence/RUN/
 ```
 
-then `python bench.py -o docs/evidence/bench.json` and `python docs/results.py`.
+then `python bench.py -o docs/research/evidence/bench.json` and `python docs/research/results.py`.
 """
 
 
@@ -81,7 +82,9 @@ def plural(n, word):
 
 
 def read_evidence(folder):
-    """{"runs": {name: {"reports": [...], "log": rows}}, "bench": ..., and each figure's JSON}."""
+    """{"runs": {name: {"reports": [...], "log": rows}}, "bench": ..., and each figure's JSON}. A run's
+    reports are those of its splits' own mixtures: eval.py's other conditions (the target alone or
+    absent, three voices) are compared with docs/research/compare.py, not here."""
     folder, out = Path(folder), {"runs": {}, "demo_sh": {}}
 
     def load(path):
@@ -98,6 +101,7 @@ def read_evidence(folder):
             n = len(r["examples"].get("mixture_id", []))
             if any(len(v) != n for s in systems.values() for v in s["scores"].values()):
                 raise SystemExit(f"error: {path}: the per-example scores do not match its {n} examples")
+        reports = [r for r in reports if r.get("condition", "two") == "two"]  # older reports have no condition
         log = list(csv.DictReader((run / "log.csv").read_text().splitlines())) if (run / "log.csv").is_file() else []
         if reports or log:  # a run of demo.sh is read apart: its budget is not the other runs'
             out["demo_sh" if run.name == DEMO_SH else "runs"][run.name] = {"reports": reports, "log": log}
@@ -295,7 +299,7 @@ def claims_section(ev, groups):
              row(["claim", "paper", "here"]), row(["---"] * 3)]
     rows = claim_rows(groups, ("clean", "noisy"))
     lines += rows or [row(["the flow stage improves on its own mask", "yes (masking over-suppresses)",
-                           "being rebuilt: no evaluation in docs/evidence yet"])]
+                           "being rebuilt: no evaluation in docs/research/evidence yet"])]
     p = ev.get("di", {}).get("proportions")
     for t in p or {}:
         lines += [row([f"flow-only: deletion share after step 1 ({t})", "about 94%",
@@ -322,7 +326,7 @@ def quality_section(groups, bench=None, mix_types=("clean", "noisy"), level="###
         return lines + [REBUILD]
     lines.append("Mean ± the half-width of its 95% interval, clustered by mixture (the two targets of one mixture "
                  "are not independent: `eval.py:mean_ci`). SI-SDRi is the SI-SDR gain over the mixture. Source: "
-                 "the `eval_*.json` files of `python eval.py` in docs/evidence. RTF: compute time over "
+                 "the `eval_*.json` files of `python eval.py` in docs/research/evidence. RTF: compute time over "
                  f"audio time of that run's model, or else of a preset of that size, at that step count on "
                  f"{bench_machine(bench)}, from `python bench.py` (– where it timed no such model).")
     for (data, split, mix_type), labels in groups.items():
@@ -357,7 +361,7 @@ def training_section(ev):
     lines = ["## Training runs", ""]
     logs = {run: v["log"] for run, v in ev["runs"].items() if v["log"]}
     if not logs:
-        return lines + ["_Not measured yet._ Copy each run's `log.csv` into `docs/evidence/RUN/`, then "
+        return lines + ["_Not measured yet._ Copy each run's `log.csv` into `docs/research/evidence/RUN/`, then "
                         f"{RERUN}.", ""]
     lines += ["From each run's `log.csv` (one row per validation): the last step and wall-clock minutes of each "
               "stage, and its best dev SI-SDR (mask-only in stage 1, one step in stage 2).", "",
@@ -404,12 +408,12 @@ def rtf_table(rows, steps, first):
 
 
 def then_section(then):
-    """Each preset against the code of an earlier commit, timed in turn in one process (docs/then_bench.py)."""
+    """Each preset against the code of an earlier commit, timed in turn in one process (docs/research/then_bench.py)."""
     if not then:
         return []
     lines = [f"Against the code of commit `{then['commit'].split()[0]}` (`{then['now']}` now), each preset as that commit "
              f"built it and as it is now, on {then['machine']}, median of {then['repeats']} runs taken in turn in "
-             f"one process. Source: `{then['_file']}` (`python docs/then_bench.py --rev {then['rev']}`).", "",
+             f"one process. Source: `{then['_file']}` (`python docs/research/then_bench.py --rev {then['rev']}`).", "",
              row(["preset", "parameters then", "now", *[c for k in then["steps"]
                                                         for c in (f"{steps_label(k)} then", "now", "as fast as then")]]),
              row(["---"] * (3 + 3 * len(then["steps"])))]
@@ -424,7 +428,7 @@ def then_section(then):
 def bench_section(bench, gpu=None, then=None):
     lines = ["## Size and speed", ""]
     if bench is None:
-        return lines + [todo("python bench.py -o docs/evidence/bench.json")]
+        return lines + [todo("python bench.py -o docs/research/evidence/bench.json")]
     lines += [f"Real-time factor (compute time / audio time, lower is faster) on {bench['audio_seconds']:.0f} s of "
               f"audio, median of {bench['repeats']} runs; torch {bench['torch']}. "
               f"Source: `{bench['_file']}` (`python bench.py`).", ""]
@@ -453,12 +457,13 @@ def speedups(rows):
 def gpu_section(gpu):
     lines = ["### On a GPU", ""]
     if not gpu:
-        return lines + [todo("bash docs/gpu.sh docs/evidence/gpu")]
+        return lines + [todo("bash docs/research/gpu.sh docs/research/evidence/gpu")]
     if "train_speed_paper" in gpu:
         sp = gpu["train_speed_paper"]
-        lines += [f"Training step of the `{sp['config']}` preset ({sp.get('masker', 'conv')} masker) on {sp['device']}, torch "
+        masker = sp.get("masker", "conv")  # older files name the masker; it is always conv now
+        lines += [f"Training step of the `{sp['config']}` preset ({masker} masker) on {sp['device']}, torch "
                   f"{sp['torch']}: random 3 s batches made on the GPU, median of {sp['repeats']} steps after 3 "
-                  f"warm-up steps. Source: `{sp['_file']}` (`docs/train_bench.py speed`).", "",
+                  f"warm-up steps. Source: `{sp['_file']}` (`docs/research/train_bench.py speed`).", "",
                   row(["batch", "precision", "stage 1 ms/step", "stage 1 examples/s", "stage 2 ms/step",
                        "stage 2 examples/s"]), row(["---"] * 6)]
         cells = lambda r: [f"{1000 * r['seconds']:.1f}", f"{r['examples_per_s']:.0f}"]
@@ -471,7 +476,7 @@ def gpu_section(gpu):
         lines += [f"fp32 against bf16 autocast training of the `{pr['config']}` preset on {pr['device']}: the same "
                   f"initial weights and the same {pr['steps']} batches of {pr['batch']} per stage (stage 2 on the fp32 "
                   f"stage 1); mean loss over the first and the last {pr['every']} steps. Source: `{pr['_file']}` "
-                  "(`docs/train_bench.py precision`).", "",
+                  "(`docs/research/train_bench.py precision`).", "",
                   row(["stage", "fp32 first", "fp32 last", "bf16 first", "bf16 last", "fell, fp32", "fell, bf16"]),
                   row(["---"] * 7)]
         for stage in (1, 2):
@@ -491,7 +496,7 @@ def gpu_section(gpu):
                   f"audio, median of {benches[0]['repeats']} runs after a warm-up (`python bench.py --device "
                   "cuda`, with `--bf16` or `--compile`). The rows of one file were measured side by side; eager "
                   "extraction at batch 1 waits on the host's kernel launches, so compare rows of different files "
-                  "with care. Sources: `docs/evidence/gpu/`.", ""]
+                  "with care. Sources: `docs/research/evidence/gpu/`.", ""]
         lines += rtf_table(rows, steps, first) + [""]
         sizes = {name: count_parameters(Mask2Flow(cfg)) for name, cfg in CONFIGS.items()}
         earlier = sorted({r["config"] for r in rows if sizes.get(r["config"], r["parameters"]) != r["parameters"]})
@@ -509,13 +514,14 @@ def source(fig, what):
 def di_section(di):
     lines = ["## Delete/insert proportions", ""]
     if di is None:
-        return lines + [todo("python docs/figures.py di --ckpt ... --flow-only ...")]
+        return lines + [todo("python docs/research/figures.py di --ckpt ... --flow-only ...")]
     props, bins = di["proportions"], di.get("bin_proportions", {})
     names = list(next(iter(props.values())))
     cols = [(t, "energy", props[t]) for t in props] + [(t, "bins", bins[t]) for t in bins]
     lines += ["Insertion share of the change from the mixture (deletion is the rest): weighted by energy, "
               "I/(D+I), as in the paper's definition; and, as a variant, the share of changed bins that gained "
-              "energy. Flow-only rows are cumulative after each Euler step. " + source(di, "docs/figures.py di"), "",
+              "energy. Flow-only rows are cumulative after each Euler step. " +
+              source(di, "docs/research/figures.py di"), "",
               row(["", *(f"{t}, {w}" for t, w, _ in cols)]), row(["---"] * (len(cols) + 1))]
     for n in names:
         lines.append(row([n, *(pct(p.get(n, {}).get("insert")) for _, _, p in cols)]))
@@ -525,10 +531,10 @@ def di_section(di):
 def steps_section(st):
     lines = ["## Quality against steps", ""]
     if st is None:
-        return lines + [todo("python docs/figures.py steps --ckpt ... --flow-only ... --noise ...")]
+        return lines + [todo("python docs/research/figures.py steps --ckpt ... --flow-only ... --noise ...")]
     metrics = [m for m in ("si_sdr", "pesq") if any(m in v for v in st["references"].values())]
     lines += ["Mean SI-SDR (dB)" + (" / PESQ-WB" if "pesq" in metrics else "") + " of the clean test mixtures. "
-              + source(st, "docs/figures.py steps"), "",
+              + source(st, "docs/research/figures.py steps"), "",
               row(["system", *(f"{k} step{'s' * (k > 1)}" for k in st["steps"])]),
               row(["---"] * (len(st["steps"]) + 1))]
     fmt = lambda v: " / ".join(num((v.get(m) or {}).get("mean")) for m in metrics)
@@ -542,11 +548,11 @@ def steps_section(st):
 def example_section(ex):
     lines = ["## Over-suppression", ""]
     if ex is None:
-        return lines + [todo("python docs/figures.py spectrograms --ckpt ...")]
+        return lines + [todo("python docs/research/figures.py spectrograms --ckpt ...")]
     e, pooled = ex["example"], ex["pooled"]
     lines += ["Target energy missing from each output, sum max(|S|^2 - |X|^2, 0) / sum |S|^2, and energy "
               "beyond the target, sum max(|X|^2 - |S|^2, 0) / sum |S|^2. The mixture's missing share is the floor "
-              "no mask in [0, 1] can go below. " + source(ex, "docs/figures.py spectrograms"), "",
+              "no mask in [0, 1] can go below. " + source(ex, "docs/research/figures.py spectrograms"), "",
               row(["", "SI-SDR, drawn example", "missing, drawn example", "excess, drawn example",
                    f"missing, {ex['n']} examples", f"excess, {ex['n']} examples"]), row(["---"] * 6)]
     for k in pooled:
@@ -559,10 +565,10 @@ def example_section(ex):
 def single_section(sg):
     lines = ["## Single-speaker input", ""]
     if sg is None:
-        return lines + [todo("python docs/figures.py single --ckpt ... --control ...")]
+        return lines + [todo("python docs/research/figures.py single --ckpt ... --control ...")]
     keys = ["si_sdr", "pesq", "estoi", "spk_sim"]
     lines += ["Inputs that hold the target voice alone; the output should equal the input's voice. Mean ± 95% "
-              "interval clustered by mixture. " + source(sg, "docs/figures.py single")]
+              "interval clustered by mixture. " + source(sg, "docs/research/figures.py single")]
     for kind_, rows in sg["systems"].items():
         lines += ["", f"**{kind_}**: {sg['inputs'][kind_]}", "",
                   row(["system", *(METRICS[k] for k in keys)]), row(["---"] * (len(keys) + 1))]
@@ -576,7 +582,8 @@ def demo_sh_section(run):
     it evaluates, mask-only and at one step, and their paired difference."""
     lines = ["## The main job: demo.sh", ""]
     if run is None:
-        return lines + [todo(f"bash demo.sh`, then `cp runs/demo-DATE/{{eval_*.json,log.csv}} docs/evidence/{DEMO_SH}/")]
+        return lines + [todo(f"bash demo.sh`, then `cp runs/demo-DATE/{{eval_*.json,log.csv}} "
+                             f"docs/research/evidence/{DEMO_SH}/")]
     stages = [[r for r in run["log"] if r["stage"] == st] for st in sorted({r["stage"] for r in run["log"]}, key=int)]
     trained = ", ".join(f"stage {rs[-1]['stage']} {rs[-1]['step']} steps in {num(float(rs[-1]['minutes']))} min"
                         for rs in stages)
@@ -598,12 +605,12 @@ def demo_sh_section(run):
 def speakers_section(sp):
     lines = ["## Speaker conditioning: seen and unseen voices", ""]
     if not sp:
-        return lines + [todo("python docs/figures.py speakers --ckpt ... --split test")]
+        return lines + [todo("python docs/research/figures.py speakers --ckpt ... --split test")]
     lines += ["For each example, whether the enrollment's embedding is nearer the target's clean source than the "
               "other voice's (share of examples; ours and resemblyzer's pretrained encoder), and SI-SDRi against "
               "the target with the example's own enrollment minus with the other voice's, paired per example: "
               "near 0 dB, the output does not follow the enrollment. Mean ± 95% interval clustered by mixture. "
-              "Source: `docs/figures.py speakers`, one file per split.", "",
+              "Source: `docs/research/figures.py speakers`, one file per split.", "",
               row(["split", "checkpoint", "pairs", "matched, ours", "matched, resemblyzer", "mask-only, own enrollment",
                    "mask-only, own − other's enrollment", "1 step, own − other's enrollment"]), row(["---"] * 8)]
     for f in sp:
@@ -624,8 +631,9 @@ def build(evidence=EVIDENCE):
     ev = read_evidence(evidence)
     groups = conditions(ev)
     lines = ["# Results", "",
-             "<!-- Written by docs/results.py from docs/evidence; do not edit by hand: rerun it. -->", "",
-             "Every number on this page is read from a file in [evidence/](evidence/README.md), which says the "
+             "<!-- Written by docs/research/results.py from docs/research/evidence; do not edit by hand: rerun it. -->",
+             "", "Every number on this page is read from a file in [research/evidence/](research/evidence/README.md), "
+             "which says the "
              "command that wrote it; each section names its files. `test_docs.py` fails when this page differs "
              "from what they give.", ""]
     lines += claims_section(ev, groups) + quality_section(groups, ev.get("bench")) + training_section(ev)

@@ -1,7 +1,7 @@
 r"""
 Extraction time of this checkout's presets beside the same presets as an earlier commit built them:
 
-    python docs/then_bench.py --rev 9ab47fc -o docs/evidence/then.json
+    python docs/research/then_bench.py --rev 9ab47fc -o docs/research/evidence/then.json
 
 How much faster is each preset than the code of that commit? The commit's mask2flow.py (read with
 `git show`, so this needs the repository's history) is imported under another name, and both models
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import mask2flow  # noqa: E402
 from bench import BENCH_SECONDS, bench_input  # noqa: E402
