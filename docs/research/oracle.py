@@ -1,0 +1,174 @@
+"""
+Oracle starts for stage 2 (docs/6): how much can one flow step add to a mask, and is it magnitude or phase?
+
+    python docs/research/oracle.py ceilings --data demo --split test -o docs/research/evidence/oracle
+    python docs/research/oracle.py train --stage1 CKPT --gamma 2 --steps 1500 -o runs/oracle-g2
+    python docs/research/oracle.py eval --ckpt runs/oracle-g2/dit.pt --split test -o docs/research/evidence/oracle
+
+`ceilings` scores, on every example of a split, starts built from the clean target S and the
+mixture Y (in the compressed domain of mask2flow.py, where a linear mask M acts as M^alpha):
+    bounded        min(|S| / |Y|, 1) Y              the best a real mask in [0, 1] can do
+    unbounded      |S| e^{j angle Y}                magnitude insertion allowed, the mixture's phase
+    bounded-phase  min(|S|, |Y|) e^{j angle S}      bounded magnitude with the target's phase
+    bounded^2      min(|S| / |Y|, 1)^2 Y            an over-suppressing mask (IRM^gamma, gamma = 2)
+`train` trains the small DiT of mask2flow.py (stage 1's speaker encoder frozen, from CKPT) on the
+straight path from the oracle start IRM^gamma Y to S, on dynamic two-speaker mixtures of train-100;
+`eval` scores its start, its one step, and the one step's magnitude alone (|x1| e^{j angle x0}) and
+phase alone (|x0| e^{j angle x1}): which part of its correction helps.
+"""
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import data  # noqa: E402
+from mask2flow import CONFIGS, Config, Mask2Flow, frame_mask, magnitude, rms, si_sdr  # noqa: E402
+
+
+def load(path):
+    """A checkpoint's model; config fields this mask2flow.py no longer has are dropped."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = Config(**{k: v for k, v in ckpt["config"].items() if k in Config.__dataclass_fields__})
+    model = Mask2Flow(cfg)
+    model.load_state_dict(ckpt["ema"])
+    return model, ckpt
+
+
+def polar(mag, like):
+    """mag (B, 1, F, T) with the phase of like (B, 2, F, T)."""
+    return mag * like / magnitude(like)
+
+
+def oracle(Y, S, gamma):
+    """IRM^gamma Y in the compressed domain: min(|S| / |Y|, 1)^gamma, as |.|^alpha cancels in the ratio."""
+    return (magnitude(S) / magnitude(Y)).clamp(max=1) ** gamma * Y
+
+
+def front(model, mix, target):
+    """Compressed spectrograms of a (B, L) batch scaled as Mask2Flow scales it, and its real frames."""
+    lengths = torch.full((mix.shape[0],), mix.shape[1])
+    scale = rms(mix, lengths)
+    Y, S = model.spec(mix / scale), model.spec(target / scale)
+    return Y, S, frame_mask(lengths, Y.shape[-1], model.cfg.hop)
+
+
+def score(model, spec, target, frames):
+    return si_sdr(model.wav(spec, target.shape[-1], frames), target).item()
+
+
+def paired(a, b):
+    """Mean of a - b with the half-width of its 95% t interval."""
+    d = np.asarray(a) - np.asarray(b)
+    from scipy.stats import t
+    return dict(mean=float(d.mean()), ci95=float(t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))), n=len(d))
+
+
+def dataset(args):
+    return data.LibriMix(data.resolve_root(args.data), args.split, segment=None)
+
+
+def ceilings(args):
+    model, ds = Mask2Flow(CONFIGS["small"]), dataset(args)
+    starts = {"bounded": lambda Y, S: oracle(Y, S, 1), "unbounded": lambda Y, S: polar(magnitude(S), Y),
+              "bounded-phase": lambda Y, S: polar(torch.minimum(magnitude(S), magnitude(Y)), S),
+              "bounded^2": lambda Y, S: oracle(Y, S, 2)}
+    scores = {k: [] for k in ["mixture", *starts]}
+    n = min(args.limit or len(ds), len(ds))
+    for i in range(n):
+        ex = ds[i]
+        mix, target = ex["mix"][None], ex["target"][None]
+        Y, S, frames = front(model, mix, target)
+        scores["mixture"].append(si_sdr(mix, target).item())
+        for k, f in starts.items():
+            scores[k].append(score(model, f(Y, S), target, frames))
+    report = dict(split=args.split, n=n, mean={k: float(np.mean(v)) for k, v in scores.items()},
+                  minus_bounded={k: paired(v, scores["bounded"]) for k, v in scores.items() if k != "bounded"},
+                  scores=scores)
+    write(report, args.output, f"ceilings_{args.split}.json")
+
+
+def train(args):
+    model, ckpt = load(args.stage1)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.dit = Mask2Flow(model.cfg).dit  # a fresh DiT (adaLN-Zero: v = 0)
+    torch.manual_seed(args.seed)
+    train_set = data.DynamicMix(data.resolve_root(args.data), "train-100", segment=3.0, enroll_segment=4.0,
+                                seed=args.seed, single=0)
+    opt = torch.optim.AdamW(model.dit.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    t0, losses = time.time(), []
+    for step in range(args.steps):
+        batch = data.collate([train_set[step * 8 + j] for j in range(8)])
+        lengths = batch["lengths"]
+        scale = rms(batch["mix"], lengths)
+        Y, S = model.spec(batch["mix"] / scale), model.spec(batch["target"] / scale)
+        frames = frame_mask(lengths, Y.shape[-1], model.cfg.hop)
+        Y, S = Y * frames[:, None, None, :], S * frames[:, None, None, :]
+        with torch.no_grad():
+            spk = model.embed_speaker(batch["enroll"], batch["enroll_lengths"])
+        for g in opt.param_groups:  # warm-up, then cosine to lr / 10
+            g["lr"] = args.lr * min(1, (step + 1) / 100) * (0.55 + 0.45 * np.cos(np.pi * step / args.steps))
+        loss = model.flow_loss(oracle(Y, S, args.gamma), S, Y, spk, frames, lengths=lengths)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.dit.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if (step + 1) % 50 == 0:
+            print(f"step {step + 1}/{args.steps} loss {np.mean(losses[-50:]):.5f} "
+                  f"{(time.time() - t0) / (step + 1) * (args.steps - step - 1) / 60:.1f} min left", flush=True)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    torch.save(dict(config=dataclasses.asdict(model.cfg), ema=model.state_dict(), gamma=args.gamma, steps=args.steps,
+                    stage1=args.stage1, loss=losses), Path(args.output) / "dit.pt")
+
+
+@torch.no_grad()
+def evaluate(args):
+    model, ckpt = load(args.ckpt)
+    model.eval()
+    ds, gamma = dataset(args), ckpt["gamma"]
+    scores = {k: [] for k in ("start", "one step", "magnitude only", "phase only")}
+    n = min(args.limit or len(ds), len(ds))
+    for i in range(n):
+        ex = ds[i]
+        mix, target = ex["mix"][None], ex["target"][None]
+        Y, S, frames = front(model, mix, target)
+        spk = model.embed_speaker(ex["enroll"][None])
+        x0 = oracle(Y, S, gamma)
+        x1 = x0 + model.dit(x0, torch.zeros(1), Y, spk, frames)
+        for k, x in zip(scores, (x0, x1, polar(magnitude(x1), x0), polar(magnitude(x0), x1))):
+            scores[k].append(score(model, x, target, frames))
+    report = dict(split=args.split, n=n, gamma=gamma, steps=ckpt["steps"], stage1=ckpt["stage1"],
+                  mean={k: float(np.mean(v)) for k, v in scores.items()},
+                  minus_start={k: paired(v, scores["start"]) for k, v in scores.items() if k != "start"},
+                  scores=scores)
+    write(report, args.output, f"oracle_gamma{gamma:g}_{args.split}.json")
+
+
+def write(report, out, name):
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / name).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "scores"}, indent=1))
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["ceilings", "train", "eval"])
+    p.add_argument("--data", default="demo")
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--stage1", help="train: the checkpoint whose speaker encoder conditions the DiT")
+    p.add_argument("--ckpt", help="eval: the dit.pt that train wrote")
+    p.add_argument("--gamma", type=float, default=2.0)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True)
+    a = p.parse_args()
+    {"ceilings": ceilings, "train": train, "eval": evaluate}[a.command](a)
