@@ -230,6 +230,43 @@ def test_flow_loss_is_zero_for_the_true_velocity(device, start):
     assert model.flow_loss(x0, x1, Y, spk).item() == 0
 
 
+class Recorder(torch.nn.Module):
+    """Wraps the DiT and keeps a copy of every input it is called with."""
+
+    def __init__(self, dit):
+        super().__init__()
+        self.dit, self.calls = dit, []
+
+    def forward(self, *inputs, **named):
+        self.calls.append([x.clone() if torch.is_tensor(x) else x for x in (*inputs, *named.values())])
+        return self.dit(*inputs, **named)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(t=st.lists(st.floats(0, 0.95), min_size=3, max_size=3), wave_loss=st.sampled_from([0.0, 0.01]),
+       seed=st.integers(0, 99))
+def test_flow_loss_shows_the_dit_the_target_only_through_xt(device, t, wave_loss, seed):
+    """No target leak: inside flow_loss the DiT receives x_t = (1 - t) x0 + t x1 and nothing else of x1.
+    Another target x1' with x0' = (x_t - t x1') / (1 - t) has the same x_t at the same t, so each input
+    of the DiT must be the same for both; only the loss may differ (its u_t = x1 - x0 does)."""
+    model = nontrivial(tiny_model(device, wave_loss=wave_loss))
+    audio = [random_audio(seed + i, 3, 4000, device=device) for i in range(4)]
+    Y, x1, x1_other = (model.spec(audio[i]) for i in (0, 1, 2))
+    spk = model.embed_speaker(audio[3])
+    x0, tt = model.start(Y, spk), torch.tensor(t, device=device)
+    T = tt[:, None, None, None]
+    xt = (1 - T) * x0 + T * x1
+    x0_other = (xt - T * x1_other) / (1 - T)  # the same x_t on the way to another target
+    model.dit = Recorder(model.dit)
+    model.flow_loss(x0, x1, Y, spk, t=tt)
+    model.flow_loss(x0_other, x1_other, Y, spk, t=tt)
+    (first, second), scale = model.dit.calls, xt.abs().max().item()
+    assert torch.allclose(first[0], xt, atol=1e-6 * scale) and torch.equal(first[1], tt)  # x_t and t, in order
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-5 * scale), "the DiT sees x1 beyond x_t"
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_wave_loss_scores_the_x1_that_the_velocity_implies(device):
     """With wave_loss, the loss is the flow MSE minus wave_loss times the SI-SDR of x_t + (1 - t) v:
