@@ -43,15 +43,38 @@ class DataError(Exception):
     """A corpus that cannot be read or built. The message (one line) says what to do."""
 
 
+SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def claimed_frames(path, channels, subtype):
+    """The sample count a RIFF/WAVE header claims (its data chunk's size), or None for other files."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:] != b"WAVE" or subtype not in SAMPLE_BYTES:
+            return None
+        while len(chunk := f.read(8)) == 8:
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                return None if size in (0, 0xFFFFFFFF) else size // (channels * SAMPLE_BYTES[subtype])  # streamed
+            f.seek(size + size % 2, 1)
+    return None
+
+
 def load_audio(path, sample_rate=SAMPLE_RATE, return_rate=False):
-    """Read a sound file as float32 mono (L,), resampled to sample_rate (None keeps the file's)."""
+    """Read a sound file as float32 mono (L,), resampled to sample_rate (None keeps the file's). A WAV
+    file shorter than its header says (a truncated copy) is read as far as it goes, with a warning."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
     try:
-        x, rate = sf.read(path, dtype="float32", always_2d=True)  # (L, C)
+        with sf.SoundFile(path) as f:
+            claimed = claimed_frames(path, f.channels, f.subtype)
+            x, rate = f.read(dtype="float32", always_2d=True), f.samplerate  # (L, C)
     except Exception as e:
         raise AudioError(f"cannot read audio file {path}: {' '.join(str(e).split())}") from None
+    if claimed is not None and claimed > len(x):
+        print(f"warning: {path} is truncated: its header claims {claimed} samples, the file holds {len(x)}; "
+              f"using those", file=sys.stderr)
     if x.size == 0:
         raise AudioError(f"audio file is empty: {path}")
     if not np.isfinite(x).all():

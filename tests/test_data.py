@@ -475,3 +475,18 @@ def test_sources_only_split_asks_for_dynamic_mixing(corpus):
     with pytest.raises(DataError, match="--dynamic-mix"):
         LibriMix(corpus, "train-100")
     assert len(DynamicMix(corpus, "train-100")) > 0
+
+
+def test_truncated_wav_is_read_as_far_as_it_goes_with_one_warning(tmp_path, capsys):
+    x = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    sf.write(tmp_path / "full.wav", x, 16000, subtype="PCM_16")
+    raw = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(raw[:len(raw) // 2])
+    assert len(load_audio(tmp_path / "full.wav")) == 16000 and capsys.readouterr().err == ""
+    y = load_audio(tmp_path / "cut.wav")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert 7900 < len(y) < 8100 and np.allclose(y, x[:len(y)], atol=1e-4)
+    assert len(err) == 1 and "truncated" in err[0] and "16000" in err[0]
+    sf.write(tmp_path / "s.flac", x, 16000)  # other formats: nothing to compare, no warning
+    load_audio(tmp_path / "s.flac")
+    assert capsys.readouterr().err == ""
