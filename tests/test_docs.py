@@ -399,13 +399,15 @@ def test_training_runs_and_figures_come_from_their_files(tmp_path):
 
 def test_bad_evidence_and_readme_fail_in_one_line(tmp_path):
     write_eval(tmp_path / "ev" / "m2f", {"mask-only": (0, [1.0] * 8)})
+    write_eval(tmp_path / "ev" / results.REAL310 / "shipped", {"mask-only": (0, [1.0] * 8), results.M2F: (1, [2.0] * 8)})
     block = results.readme_block(tmp_path / "ev")
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{results.BEGIN}\nold\n{results.END}\n\nthe rest\n")
     out = tmp_path / "results.md"
     results.main(["--evidence", str(tmp_path / "ev"), "--out", str(out), "--readme", str(readme)])
     assert readme.read_text() == f"# title\n\n{results.BEGIN}\n{block.rstrip()}\n{results.END}\n\nthe rest\n"
-    assert out.read_text() == results.build(tmp_path / "ev") and "| mixture | – | 0.35 ± " in block
+    assert out.read_text() == results.build(tmp_path / "ev")
+    assert "| shipped `pretrained/demo.pt` (trained on the former corpus), mask-only | 1.00 ± 0.00 |" in block
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="needs one"):
         results.main(["--evidence", str(tmp_path / "ev"), "--out", str(out), "--readme", str(readme)])

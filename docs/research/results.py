@@ -105,12 +105,14 @@ def read_evidence(folder):
         log = list(csv.DictReader((run / "log.csv").read_text().splitlines())) if (run / "log.csv").is_file() else []
         if reports or log:  # a run of demo.sh is read apart: its budget is not the other runs'
             out["demo_sh" if run.name == DEMO_SH else "runs"][run.name] = {"reports": reports, "log": log}
+    docs = ROOT / "docs"  # results.md names the committed files from its own folder
+    shown = folder.resolve().relative_to(docs) if folder.resolve().is_relative_to(docs) else Path(folder.name)
     for name in ("bench", "then", *FIGURES):
         if (folder / f"{name}.json").is_file():
-            out[name] = {**load(folder / f"{name}.json"), "_file": f"{folder.name}/{name}.json"}
-    out["gpu"] = {path.stem: {**load(path), "_file": f"{folder.name}/gpu/{path.name}"}
+            out[name] = {**load(folder / f"{name}.json"), "_file": f"{shown}/{name}.json"}
+    out["gpu"] = {path.stem: {**load(path), "_file": f"{shown}/gpu/{path.name}"}
                   for path in sorted((folder / "gpu").glob("*.json"))}
-    out["speakers"] = [{**load(path), "_file": f"{folder.name}/{path.name}"}
+    out["speakers"] = [{**load(path), "_file": f"{shown}/{path.name}"}
                        for path in sorted(folder.glob("speakers_*.json"))]
     return out
 
