@@ -24,16 +24,15 @@ import numpy as np
 import torch
 from scipy.stats import t as student_t
 
-from data import (SPEED, AudioError, DataError, DynamicMix, LibriMix, libri2mix_dir, load_audio, read_csv, resolve_root,
-                  speaker_of)
+from data import SPEED, DataError, DynamicMix, LibriMix, libri2mix_dir, load_audio, read_csv, resolve_root, speaker_of
 from mask2flow import count_parameters, si_sdr
-from sample import (CHUNK_SECONDS, InputError, device_name, extract_batch, extract_long, find_checkpoint, get_device,
-                    load_model, row, steps_label)
+from sample import (CHUNK_SECONDS, device_name, extract_batch, extract_long, find_checkpoint, get_device, load_model, row,
+                    run, steps_label)
 
 METRICS = {"si_sdr": "SI-SDR (dB)", "si_sdri": "SI-SDRi (dB)", "pesq": "PESQ-WB", "estoi": "ESTOI",
            "spk_sim": "spk sim"}
 SPLIT_LABELS = {"test-seen": "seen speakers, held-out sentences", "test": "unseen real speakers",
-"dev": "unseen speakers (validation)"}
+                "dev": "unseen speakers (validation)"}
 NOT_INSTALLED = "n/a (pip install -r requirements-eval.txt)"
 CONDITIONS = {"two": "the split's mixtures", "lone": "the target alone",
               "absent": "the target's speaker absent (the other voice alone): the right output is silence",
@@ -340,12 +339,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if min(args.steps) < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         p.error("--steps, --batch-size and --limit must be at least 1")
-    try:
-        evaluate(args)
-    except (AudioError, DataError, InputError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run(evaluate, args)
 
 
 if __name__ == "__main__":

@@ -258,8 +258,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.steps < 0 or args.chunk_seconds < 1:
         p.error("--steps must be 0 (mask-only) or more, --chunk-seconds at least 1")
+    return run(extract_file, args)
+
+
+def run(command, args):
+    """command(args) as a command line: bad input is one `error:` line and exit status 2."""
     try:
-        extract_file(args)
+        command(args)
     except (AudioError, DataError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,7 +3,6 @@ link resolves, and the analyses of docs/research/figures.py compute what the rea
 docs/research/results.py rebuilds results.md and the README's results block from the evidence."""
 
 import argparse
-import ast
 import dataclasses
 import importlib.util
 import json
@@ -17,6 +16,7 @@ from scipy.stats import t as student_t
 
 from eval import SPLIT_LABELS, mean_ci, to_json
 from mask2flow import CONFIGS, FiLM, Mask2Flow, si_sdr
+from test_readings import names_in  # the readings' reference checker
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -33,28 +33,6 @@ def load_docs_module(name):
 
 
 figures, results = load_docs_module("figures"), load_docs_module("results")
-
-
-def names_in(path):
-    """Top-level functions, classes and assignments of a file, and Class.member for their members."""
-    names = set()
-
-    def assigned(node):
-        if isinstance(node, ast.Assign):
-            return [t.id for t in node.targets if isinstance(t, ast.Name)]
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            return [node.target.id]
-        return []
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        names.update(assigned(node))
-        if isinstance(node, ast.ClassDef):
-            for member in node.body:
-                if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    names.add(f"{node.name}.{member.name}")
-                names.update(f"{node.name}.{n}" for n in assigned(member))
-    return names
 
 
 def all_markdown():
