@@ -1,8 +1,6 @@
 """
-Examples for training, extraction and evaluation: one reader for the LibriMix layout, and an
-offline demo corpus written in that same layout.
-
-    python data.py PATH           # validate any LibriMix-layout folder (the demo corpus: python corpus.py)
+Examples for training, extraction and evaluation from a folder in the LibriMix layout: real LibriMix,
+or the demo corpus that corpus.py writes. `python data.py PATH` validates such a folder.
 
 LibriMix (Cosentino et al., 2020) is built by its own scripts (github.com/JorisCos/LibriMix,
 generate_librimix.sh). We read what they write:
@@ -115,8 +113,7 @@ def write_csv(path, rows):
 
 
 def libri2mix_dir(root):
-    root = Path(root)
-    return root if root.name == "Libri2Mix" else root / "Libri2Mix"
+    return Path(root) if Path(root).name == "Libri2Mix" else Path(root) / "Libri2Mix"
 
 
 def layout_error(root, expected):
@@ -130,6 +127,18 @@ def layout_error(root, expected):
     else:
         what = "no such folder"
     return f"{root} is not a LibriMix folder: found {what}; expected {expected}; {HOW_TO_GET}"
+
+
+def split_csv(root, split, mix_type, freq, mode):
+    """The folder wav<freq>/<mode> of a LibriMix-layout root and the metadata CSV of a split in it."""
+    if mix_type not in MIX_TYPES or freq not in ("16k", "8k") or mode not in ("min", "max"):
+        raise DataError(f"unknown LibriMix option: mix_type {mix_type!r} (clean|noisy), "
+                        f"freq {freq!r} (16k|8k), mode {mode!r} (min|max)")
+    mode_dir = libri2mix_dir(root) / f"wav{freq}" / mode
+    csv_path = mode_dir / "metadata" / f"mixture_{split}_{MIX_TYPES[mix_type]}.csv"
+    if not csv_path.is_file():
+        raise DataError(layout_error(Path(root), csv_path.relative_to(root)))
+    return mode_dir, csv_path
 
 
 def locator(rows, mode_dir):
@@ -153,22 +162,11 @@ def speaker_of(utt):
     return utt.split("-")[0]
 
 
-def voice_of(speaker):
-    """The voice a speaker speaks with: the speaker itself, except in the demo corpus, whose
-    pseudo-speakers (IDs from 100000, corpus.py) of one base voice v share the voice 'base<v>'."""
-    n = int(speaker) if speaker.isdigit() else 0
-    return f"base{(n - 100000) // 1000}" if n >= 100000 else speaker
-
-
 def keep_voices(speakers, share, seed):
-    """The speakers of a seeded share of their voices, drawn apart among real speakers and among base
-    voices so that both keep their proportion (at least one of each kind that is there)."""
-    voices = sorted({voice_of(s) for s in speakers})
-    rng, kept = np.random.default_rng(seed), set()
-    for group in ([v for v in voices if not v.startswith("base")], [v for v in voices if v.startswith("base")]):
-        if group:
-            kept |= set(rng.permutation(group)[:max(1, round(share * len(group)))].tolist())
-    return [s for s in speakers if voice_of(s) in kept]
+    """A seeded share of the speakers (at least one): the data ablation of docs/6. Each real speaker
+    is its own voice; speed perturbation makes pseudo-speakers of it, never a new voice."""
+    kept = set(np.random.default_rng(seed).permutation(sorted(speakers))[:max(1, round(share * len(speakers)))])
+    return [s for s in speakers if s in kept]
 
 
 def crop(x, n, rng):
@@ -184,17 +182,11 @@ class LibriMix(torch.utils.data.Dataset):
 
     def __init__(self, root, split="train-100", mix_type="clean", freq="16k", mode="min",
                  segment=3.0, sample_rate=SAMPLE_RATE, seed=0, enroll_segment=None):
-        if mix_type not in MIX_TYPES or freq not in ("16k", "8k") or mode not in ("min", "max"):
-            raise DataError(f"unknown LibriMix option: mix_type {mix_type!r} (clean|noisy), "
-                            f"freq {freq!r} (16k|8k), mode {mode!r} (min|max)")
         self.split, self.sample_rate, self.seed, self.epoch = split, sample_rate, seed, 0
         self.segment = None if segment is None else int(segment * sample_rate)
         self.enroll_segment = None if enroll_segment is None else int(enroll_segment * sample_rate)
         self.train = split.startswith("train")  # train: random enrollments; else a fixed list
-        self.dir = libri2mix_dir(root) / f"wav{freq}" / mode
-        csv_path = self.dir / "metadata" / f"mixture_{split}_{MIX_TYPES[mix_type]}.csv"
-        if not csv_path.is_file():
-            raise DataError(layout_error(Path(root), csv_path.relative_to(root)))
+        self.dir, csv_path = split_csv(root, split, mix_type, freq, mode)
         rows = read_csv(csv_path, ("mixture_ID", "mixture_path", "source_1_path", "source_2_path"))
         path = locator(rows, self.dir)
         self.mixtures = []  # (mixture ID, mixture path, (s1 path, s2 path), (utt1, utt2))
@@ -311,36 +303,30 @@ def rms_db(x):
 
 class DynamicMix(torch.utils.data.Dataset):
     """Training examples mixed on the fly (dynamic mixing, as in the Asteroid, WeSep and SpeakerBeam
-    recipes) from every source utterance (the s1/s2 files) of a LibriMix-layout split, grouped by
-    speaker; an utterance that is in several mixtures is taken once, from its longest copy. Item i of
-    epoch e depends on (seed, e, i) alone:
-      - a target utterance, and another utterance of its speaker as the enrollment;
-      - an interferer utterance of a different speaker;
-      - speed perturbation (resampling, which moves pitch and formants: a new pseudo-speaker) by a
-        factor drawn from `speed`, one for the target and its enrollment, another for the interferer;
+    recipes) from every source utterance (s1/s2 files, each once, its longest copy) of a LibriMix-layout
+    split, grouped by speaker. Item i of epoch e depends on (seed, e, i) alone:
+      - a target utterance, another utterance of its speaker as the enrollment, an interferer utterance
+        of a different speaker;
+      - speed perturbation by a factor drawn from `speed` (resampling moves pitch and formants: a new
+        pseudo-speaker), one for the target and its enrollment, another for the interferer;
       - random crops: `segment` seconds of the target (and as much of the interferer, zero-padded at a
         random place when shorter), `enroll_segment` seconds of the enrollment (None: whole);
-      - the target at -33..-25 dBFS and the interferer -rel_db..rel_db dB from it (whole utterances,
-        as LibriMix levels them); with mix_type "noisy", a noise file of the split at -38..-30 dBFS;
-      - a share `single` of items without interferer (mix = target, plus noise when noisy), a share
-        `absent` with the target's speaker absent (mix = interferers only, target = silence: the model
-        must then return near silence), and among the others a share `three` with a second interferer;
-      - `lowpass`: the share of recordings (target, enrollment, each interferer apart) low-passed at
-        3.5-7.5 kHz, as a band-limited microphone or codec (LibriSpeech's MP3s stop near 5.8 kHz) does;
-      - `light_noise`: the share of items with coloured Gaussian noise (1/f^0..2) 15-30 dB below the target;
-      - with `voices` < 1, only the speakers of that seeded share of the split's voices (keep_voices):
-        the data ablation of docs/6.
-    A mixture that would clip is scaled down with its target. `length` items make an epoch, by default
-    as many as LibriMix gives for the split (two per mixture). The item is LibriMix's: mix, target,
-    enroll, mixture_id (the utterances mixed, '_'-joined, the target's first; 'absent_' before it when
-    absent), target_index (1), speaker (the target's, before perturbation)."""
+      - the target at -33..-25 dBFS, the interferer -rel_db..rel_db dB from it (whole utterances, as
+        LibriMix levels them); with mix_type "noisy", a noise file of the split at -38..-30 dBFS;
+      - a share `single` without interferer, a share `absent` with the target's speaker absent (mix =
+        interferers only, target = silence: the model must return near silence), and among the others
+        a share `three` with a second interferer;
+      - `lowpass`: the share of recordings (each apart) low-passed at 3.5-7.5 kHz, as a band-limited
+        microphone or codec does (LibriSpeech's MP3s stop near 5.8 kHz);
+      - `light_noise`: the share of items with coloured noise (1/f^0..2) 15-30 dB below the target;
+      - `voices` < 1: only a seeded share of the split's speakers (keep_voices).
+    A mixture that would clip is scaled down with its target. `length` items make an epoch (default:
+    two per mixture, as LibriMix). The item is LibriMix's; its mixture_id joins the utterances mixed,
+    the target's first ('absent_' before it when absent)."""
 
     def __init__(self, root, split="train-100", mix_type="clean", freq="16k", mode="min", segment=3.0,
                  sample_rate=SAMPLE_RATE, seed=0, enroll_segment=None, length=None, single=0.1,
                  speed=SPEED, rel_db=5.0, voices=1.0, absent=0.0, three=0.0, lowpass=0.0, light_noise=0.0):
-        if mix_type not in MIX_TYPES or freq not in ("16k", "8k") or mode not in ("min", "max"):
-            raise DataError(f"unknown LibriMix option: mix_type {mix_type!r} (clean|noisy), "
-                            f"freq {freq!r} (16k|8k), mode {mode!r} (min|max)")
         shares = dict(single=single, absent=absent, three=three, lowpass=lowpass, light_noise=light_noise)
         if not (all(0 <= v <= 1 for v in shares.values()) and single + absent <= 1 and 0.5 <= speed[0] <= speed[1] <= 2
                 and rel_db >= 0 and 0 < voices <= 1):
@@ -351,10 +337,7 @@ class DynamicMix(torch.utils.data.Dataset):
         self.single, self.absent, self.three, self.lowpass, self.light_noise = single, absent, three, lowpass, light_noise
         self.segment = None if segment is None else int(segment * sample_rate)
         self.enroll_segment = None if enroll_segment is None else int(enroll_segment * sample_rate)
-        self.dir = libri2mix_dir(root) / f"wav{freq}" / mode
-        csv_path = self.dir / "metadata" / f"mixture_{split}_{MIX_TYPES[mix_type]}.csv"
-        if not csv_path.is_file():
-            raise DataError(layout_error(Path(root), csv_path.relative_to(root)))
+        self.dir, csv_path = split_csv(root, split, mix_type, freq, mode)
         noise = ("noise_path",) if mix_type == "noisy" else ()
         rows = read_csv(csv_path, ("mixture_ID", "mixture_path", "source_1_path", "source_2_path") + noise)
         path = locator(rows, self.dir)
@@ -384,8 +367,8 @@ class DynamicMix(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def voices(self):
-        """The voices (voice_of) of the speakers it mixes from, sorted."""
-        return sorted({voice_of(s) for s in self.utts})
+        """The speakers it mixes from, sorted."""
+        return sorted(self.utts)
 
     def __len__(self):
         return self.length

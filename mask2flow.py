@@ -1,11 +1,8 @@
 """
-Mask2Flow-TSE: two-stage target speaker extraction with masking and flow matching.
-Moon, Choi, Park, Kim, Shim, "Mask2Flow-TSE", arXiv 2603.12837. A from-scratch reference.
-
-Stage 1, masking: a convolutional net conditioned on a speaker embedding of the enrollment predicts
-a mask M in [0, 1]; x0 = M * Y is a coarse, over-suppressed estimate. Stage 2, flow matching: a DiT
-learns the constant velocity of the straight path from x0 to the clean target x1, so one Euler step
-x1 ~= x0 + v(x0, 0) is enough at inference.
+Mask2Flow-TSE (Moon et al., arXiv 2603.12837) from scratch: target speaker extraction in two stages.
+Stage 1, masking: a convolutional net conditioned on a speaker embedding of the enrollment predicts a
+mask M in [0, 1]; x0 = M * Y is a coarse, over-suppressed estimate. Stage 2, flow matching: a DiT learns
+the constant velocity of the straight path from x0 to x1, the clean target: one Euler step is enough.
 
 Dimensions: B batch, L samples, F frequency bins (n_fft/2 + 1), T frames, C channels, N tokens,
 D transformer width, E speaker embedding size, p frames per token. Spectrograms are compressed
@@ -26,8 +23,7 @@ import torch.nn.functional as F
 
 def hann(n_fft, device=None):
     """Periodic Hann window, w[n] = 0.5 - 0.5 cos(2 pi n / N) (the STFT convention)."""
-    n = torch.arange(n_fft, device=device, dtype=torch.float32)
-    return 0.5 - 0.5 * torch.cos(2 * math.pi * n / n_fft)
+    return 0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(n_fft, device=device) / n_fft)
 
 
 def first(lengths, L):
@@ -42,7 +38,7 @@ def frame_mask(lengths, T, hop):
 
 def every_frame(X, frames=None):
     """frames (B, T) bool marks the real frames of X (B, C, F, T); None means all of them."""
-    return torch.ones(X.shape[0], X.shape[-1], dtype=torch.bool, device=X.device) if frames is None else frames
+    return torch.ones_like(X[:, 0, 0], dtype=torch.bool) if frames is None else frames
 
 
 def stft(x, n_fft, hop):
@@ -56,12 +52,11 @@ def stft(x, n_fft, hop):
 def istft(X, n_fft, hop, length, frames=None):
     """Inverse of stft: overlap-add divided by the summed squared window of the real frames (B, T)
     (default all), so padding never dims the signal's end."""
-    T = X.shape[-1]
     w = hann(n_fft, X.device)
     m = every_frame(X, frames)[:, :, None].to(X.dtype)  # (B, T, 1)
     spec = torch.complex(X[:, 0], X[:, 1]).transpose(1, 2)  # (B, T, F)
     chunks = torch.fft.irfft(spec, n=n_fft, dim=-1) * w * m  # (B, T, n_fft)
-    padded = n_fft + hop * (T - 1)
+    padded = n_fft + hop * (X.shape[-1] - 1)
     fold = lambda z: F.fold(z.transpose(1, 2), (1, padded), (1, n_fft), stride=(1, hop)).view(-1, padded)
     y = fold(chunks) / fold((w * w) * m).clamp_min(1e-8)  # (B, padded)
     return y[:, n_fft // 2: n_fft // 2 + length]
@@ -84,17 +79,15 @@ def decompress(Xc, alpha, beta, eps=1e-8):
 
 
 def si_sdr(est, ref, lengths=None, eps=1e-8, cap_db=None):
-    """Scale-invariant SDR in dB over the last dim: (B, L), (B, L) -> (B,), over the first lengths (B,)
-    samples of each row if given. cap_db bounds it softly, as a loss needs: the error counts at least
-    10^(-cap_db / 10) of the target's energy, so a near-perfect example stops dominating the batch."""
+    """Scale-invariant SDR in dB, (B, L), (B, L) -> (B,), over the first lengths (B,) samples if given.
+    cap_db bounds it softly for a loss: the error counts at least 10^(-cap_db / 10) of the target's energy."""
     valid = torch.ones_like(ref) if lengths is None else first(lengths, ref.shape[-1]).to(ref.dtype)
     n = valid.sum(-1, keepdim=True).clamp_min(1)
     est = (est - (est * valid).sum(-1, keepdim=True) / n) * valid
     ref = (ref - (ref * valid).sum(-1, keepdim=True) / n) * valid
     proj = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps) * ref
-    noise = est - proj
     floor = 0 if cap_db is None else 10 ** (-cap_db / 10) * proj.pow(2).sum(-1)
-    return 10 * torch.log10((proj.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + floor + eps))
+    return 10 * torch.log10((proj.pow(2).sum(-1) + eps) / ((est - proj).pow(2).sum(-1) + floor + eps))
 
 
 def straight_path(x0, x1, t):
@@ -153,10 +146,8 @@ class SpeakerEncoder(nn.Module):
         for conv in self.convs:
             mask = mask[:, ::self.stride]  # a frame is real if the centre of its window is
             h = F.relu(conv(h)) * mask[:, None, None, :]  # (B, C, F', T')
-        h = h.flatten(1, 2)  # (B, C * F', T)
-        h = F.relu(self.proj(h))  # (B, D, T)
-        score = self.attention(h).masked_fill(~mask[:, None, :], float("-inf"))
-        w = torch.softmax(score, dim=-1)  # (B, 1, T) attention over valid frames
+        h = F.relu(self.proj(h.flatten(1, 2)))  # (B, C * F', T) -> (B, D, T)
+        w = torch.softmax(self.attention(h).masked_fill(~mask[:, None, :], float("-inf")), dim=-1)  # (B, 1, T), real frames
         mu = (w * h).sum(-1)
         std = ((w * h * h).sum(-1) - mu * mu).clamp_min(1e-6).sqrt()
         return F.normalize(self.out(torch.cat([mu, std], dim=-1)), dim=-1)
@@ -247,9 +238,7 @@ class Attention(nn.Module):
     def __init__(self, D, heads):
         super().__init__()
         assert D % heads == 0, f"width {D} must divide into {heads} heads"
-        self.heads = heads
-        self.qkv = nn.Linear(D, 3 * D)
-        self.proj = nn.Linear(D, D)
+        self.heads, self.qkv, self.proj = heads, nn.Linear(D, 3 * D), nn.Linear(D, D)
 
     def forward(self, x, keep):
         """x (B, N, D); keep (B, N) bool: the tokens that may be attended to (not padding)."""
@@ -267,15 +256,14 @@ class DiTBlock(nn.Module):
         self.norm1 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(D, heads)
         self.norm2 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
-        hidden = int(D * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
+        H = int(D * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(D, H), nn.GELU(approximate="tanh"), nn.Linear(H, D))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(D, 6 * D))
 
     def forward(self, x, c, keep):
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c).chunk(6, dim=-1)
         x = x + gate1.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift1, scale1), keep)
-        x = x + gate2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift2, scale2))
-        return x
+        return x + gate2.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 
 class FinalLayer(nn.Module):
@@ -291,9 +279,8 @@ class FinalLayer(nn.Module):
 
 
 class Skip(nn.Module):
-    """A per-bin linear map of the input channels [x_t, Y] straight to the velocity, its gains set by
-    the condition c. Through it any width can keep, subtract or rescale x_t exactly (e.g. the -x0
-    of x1 - x0), which a token of D < 2 F p numbers cannot carry; the DiT adds the rest."""
+    """A per-bin linear map of [x_t, Y] straight to the velocity, its gains set by c: it can keep or
+    subtract x_t exactly (the -x0 of x1 - x0), which a token of D < 2 F p numbers cannot carry."""
 
     def __init__(self, Fq, D):
         super().__init__()
@@ -312,30 +299,26 @@ class DiT(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        D, Fq, p = cfg.dit_width, cfg.n_freqs, cfg.patch
-        self.p = p
-        self.embed = nn.Linear(4 * Fq * p, D)  # one token = p frames of [xt, Y]
+        D, Fq, self.p = cfg.dit_width, cfg.n_freqs, cfg.patch
+        self.embed = nn.Linear(4 * Fq * self.p, D)  # one token = p frames of [xt, Y]
         self.t_embedder = nn.Sequential(nn.Linear(256, D), nn.SiLU(), nn.Linear(D, D))
         self.spk_embedder = nn.Linear(cfg.spk_dim, D)
         self.blocks = nn.ModuleList([DiTBlock(D, cfg.dit_heads, cfg.mlp_ratio) for _ in range(cfg.dit_depth)])
-        self.final = FinalLayer(D, 2 * Fq * p)
+        self.final = FinalLayer(D, 2 * Fq * self.p)
         self.skip = Skip(Fq, D)
 
     def forward(self, xt, t, y, spk, frames=None):
         """xt, y (B, 2, F, T), t (B,), spk (B, E), frames (B, T) bool -> velocity (B, 2, F, T)."""
-        B, _, Fq, T = xt.shape
-        p = self.p
+        (B, _, Fq, T), p, D = xt.shape, self.p, self.embed.out_features
         inputs = torch.cat([xt, y], dim=1)  # (B, 4, F, T)
         x = F.pad(inputs, (0, -T % p))  # (B, 4, F, T') with T' = N p
         N = x.shape[-1] // p
         x = x.view(B, 4, Fq, N, p).permute(0, 3, 1, 2, 4).reshape(B, N, 4 * Fq * p)  # patchify
-        x = self.embed(x)  # (B, N, D)
-        x = x + position_embedding(N, x.shape[-1], x.device)
+        x = self.embed(x) + position_embedding(N, D, x.device)  # (B, N, D)
         frames = every_frame(xt, frames)
-        keep = frames[:, ::p]  # (B, N): a token is real when its first frame is
         c = self.t_embedder(timestep_embedding(t, 256)) + self.spk_embedder(spk)  # (B, D)
         for block in self.blocks:
-            x = block(x, c, keep)
+            x = block(x, c, frames[:, ::p])  # a token is real when its first frame is
         x = self.final(x, c)  # (B, N, 2 F p)
         x = x.view(B, N, 2, Fq, p).permute(0, 2, 3, 1, 4).reshape(B, 2, Fq, N * p)  # unpatchify
         return (x[..., :T] + self.skip(inputs, c)) * frames[:, None, None, :]  # no velocity on padding
@@ -411,11 +394,10 @@ class Mask2Flow(nn.Module):
         for m in zero + [self.dit.final.linear, self.dit.skip.gain]:
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
-        nn.init.normal_(self.dit.t_embedder[0].weight, std=0.02)
-        nn.init.normal_(self.dit.t_embedder[2].weight, std=0.02)
+        for m in self.dit.t_embedder[::2]:
+            nn.init.normal_(m.weight, std=0.02)
 
     # --- front end: waveform <-> compressed spectrogram ---
-
     def spec(self, wav):
         return compress(stft(wav, self.cfg.n_fft, self.cfg.hop), self.cfg.alpha, self.cfg.beta)
 
@@ -425,7 +407,7 @@ class Mask2Flow(nn.Module):
     def front(self, mix, lengths=None):
         """mix (B, L) zero-padded past lengths -> its loudness (B, 1), Y (B, 2, F, T) at unit loudness
         and zero past the real frames, those frames (B, T), and the lengths (B,)."""
-        lengths = self.full_lengths(mix, lengths)
+        lengths = torch.full_like(mix[:, 0], mix.shape[1], dtype=torch.long) if lengths is None else lengths
         scale = rms(mix, lengths)
         Y = self.spec(mix / scale)
         frames = frame_mask(lengths, Y.shape[-1], self.cfg.hop)
@@ -433,22 +415,16 @@ class Mask2Flow(nn.Module):
 
     def embed_speaker(self, ref, ref_lengths=None):
         """ref (B, Le) waveform, zero-padded past ref_lengths -> (B, E)."""
-        ref_lengths = self.full_lengths(ref, ref_lengths)
+        ref_lengths = torch.full_like(ref[:, 0], ref.shape[1], dtype=torch.long) if ref_lengths is None else ref_lengths
         X = stft(ref * first(ref_lengths, ref.shape[-1]) / rms(ref, ref_lengths), self.cfg.n_fft, self.cfg.hop)
         logmag = torch.log(X.pow(2).sum(1, keepdim=True) + 1e-5)  # (B, 1, F, T) at unit RMS
         return self.speaker(logmag, frame_mask(ref_lengths, X.shape[-1], self.cfg.hop))
 
-    @staticmethod
-    def full_lengths(x, lengths):
-        return torch.full((x.shape[0],), x.shape[1], device=x.device) if lengths is None else lengths
-
     # --- stage 1: masking ---
-
     def mask(self, Y, spk, frames=None):
         return self.masker(Y, spk, frames) * Y  # x_m = M * Y, (B, 2, F, T)
 
     # --- stage 2: flow matching from x0 to x1 ---
-
     def start(self, Y, spk, frames=None):
         """x0, where the flow starts: the masked spectrogram, the mixture, or Gaussian noise."""
         if self.cfg.start == "masked":
@@ -477,9 +453,8 @@ class Mask2Flow(nn.Module):
         return self.flow_loss(x0, x1, Y, spk, frames, lengths=lengths)
 
     def flow_loss(self, x0, x1, Y, spk, frames=None, t=None, lengths=None):
-        """|| v(x_t, t | Y, e) - (x1 - x0) ||^2 at random t (or the t given) on the straight path,
-        minus wave_loss times the SI-SDR of the waveform of x_t + (1 - t) v (at t = 0 the one-step
-        output) against x1's, over the first lengths samples (default: all)."""
+        """|| v(x_t, t | Y, e) - (x1 - x0) ||^2 at random t (or the t given) on the straight path, minus
+        wave_loss times the SI-SDR of x_t + (1 - t) v (at t = 0 the one-step output) against x1."""
         t = self.sample_t(Y.shape[0], Y.device) if t is None else t
         xt, ut = straight_path(x0, x1, t[:, None, None, None])
         v = self.dit(xt, t, Y, spk, frames)
@@ -488,10 +463,9 @@ class Mask2Flow(nn.Module):
         return masked_mse(v, ut, frames) - self.cfg.wave_loss * wave
 
     def wave_si_sdr(self, est, ref, frames=None, lengths=None):
-        """Batch mean of the SI-SDR in dB, capped at 30 (else the examples without interferer, which an
-        identity mask gets nearly right, outweigh the mixtures), between the waveforms of two compressed
-        spectrograms over the first lengths samples. A silent target (the enrolled speaker is absent)
-        has no SI-SDR: it counts 0, and the squared error alone pulls its output to silence."""
+        """Batch mean SI-SDR (dB, capped at 30 so that lone targets do not outweigh the mixtures) of the
+        waveforms of two compressed spectrograms. A silent target (the enrolled speaker absent) has
+        none: it counts 0, and the squared error alone pulls its output to silence."""
         L = self.cfg.hop * (est.shape[-1] - 1) if lengths is None else int(lengths.max())
         present = (ref.abs().flatten(1).amax(1) > 0).to(ref.dtype)  # (B,)
         return (si_sdr(self.wav(est, L, frames), self.wav(ref, L, frames), lengths, cap_db=30) * present).mean()

@@ -152,9 +152,8 @@ def parse_args(argv=None):
     p.add_argument("--dynamic-mix", action="store_true", help="train on mixtures drawn afresh from the train split's "
                    "s1/s2 sources every epoch (data.DynamicMix), not on its fixed mixtures")
     p.add_argument("--voices", type=float, default=1.0, metavar="SHARE",
-                   help="with --dynamic-mix: train on a seeded share of the train split's voices only (a voice is a "
-                        "speaker, or in the demo corpus a base voice with all its pseudo-speakers): docs/6's data "
-                        "ablation")
+                   help="with --dynamic-mix: train on a seeded share of the train split's speakers only: docs/6's "
+                        "data ablation")
     p.add_argument("--speed", type=float, nargs=2, default=list(data.SPEED), metavar=("LOW", "HIGH"),
                    help="with --dynamic-mix: range of the speed perturbation (resampling, which moves pitch and "
                         "formants) that makes new pseudo-speakers of each training voice")

@@ -396,20 +396,13 @@ def test_dynamic_mix_noise_and_errors(corpus, tmp_path):
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.sets(st.integers(1, 9999), max_size=12), st.sets(st.tuples(st.integers(0, 20), st.integers(0, 50)), max_size=40),
-       st.floats(0.05, 1), st.integers(0, 3))
-def test_keep_voices_keeps_whole_voices_of_each_kind(readers, pseudo, share, seed):
-    """Readers are their own voices; the demo's pseudo-speakers 100000 + 1000 v + n share base voice v."""
-    speakers = sorted({str(r) for r in readers} | {str(100000 + 1000 * v + n) for v, n in pseudo})
+@given(st.sets(st.integers(1, 99999), min_size=1, max_size=40), st.floats(0.05, 1), st.integers(0, 3))
+def test_keep_voices_keeps_a_seeded_share_of_the_speakers(ids, share, seed):
+    speakers = sorted(str(i) for i in ids)
     kept = data.keep_voices(speakers, share, seed)
-    assert kept == data.keep_voices(speakers, share, seed) and set(kept) <= set(speakers)
-    voices = lambda spk: {data.voice_of(s) for s in spk}
-    assert [s for s in speakers if data.voice_of(s) in voices(kept)] == kept  # a voice is kept whole
-    for kind in (lambda v: not v.startswith("base"), lambda v: v.startswith("base")):
-        n, k = (len({v for v in voices(x) if kind(v)}) for x in (speakers, kept))
-        assert k == (n and max(1, round(share * n)))
+    assert kept == data.keep_voices(speakers, share, seed) and len(kept) == max(1, round(share * len(speakers)))
+    assert kept == [s for s in speakers if s in kept]  # a subset, in the given order
     assert data.keep_voices(speakers, 1.0, seed) == speakers
-    assert {data.voice_of(str(100000 + 1000 * v + n)) for v, n in pseudo} == {f"base{v}" for v, _ in pseudo}
 
 
 def test_dynamic_mix_voices_share_draws_from_the_kept_speakers_only(corpus):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from data import SPEED, voice_of  # noqa: E402
+from data import SPEED  # noqa: E402
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
 from bench import bench_mode  # noqa: E402
 from eval import METRICS, cell, mean_ci  # noqa: E402
@@ -257,6 +257,12 @@ def comparisons(labels):
     for v in (v for v in labels if v.startswith(MASK + " (")):  # a stage-1 variant's mask against the default's
         variants += [(MASK, v, f"Config's defaults beat{v[len(MASK):]}, mask-only", "not reported")]
     return [c for c in COMPARISONS + variants if c[0] in labels and c[1] in labels]
+
+
+def voice_of(speaker):
+    """The former corpus's voices: its pseudo-speakers 100000 + 1000 v + n share the base voice 'base<v>'."""
+    n = int(speaker) if speaker.isdigit() else 0
+    return f"base{(n - 100000) // 1000}" if n >= 100000 else speaker
 
 
 def heard_comparisons(labels):
@@ -704,9 +710,17 @@ def real310_section(folder=EVIDENCE):
         lines.append("")
     for name, o in oracle.items():
         if name.startswith("oracle_gamma"):
-            lines += [f"The small DiT trained {o['steps']} steps from the oracle start IRM^{o['gamma']:g} · Y "
-                      f"(`docs/research/oracle.py train`), one step, on {o['n']} test examples: " + "; ".join(
-                          f"{k} minus the start {cell(v)} dB" for k, v in o["minus_start"].items()) + ".", ""]
+            lines += [f"The small DiT ({o.get('head', 'velocity')} head) trained {o['steps']} steps from the oracle "
+                      f"start IRM^{o['gamma']:g} · Y (`docs/research/oracle.py train`), one step, on {o['n']} test "
+                      "examples: " + "; ".join(f"{k} minus the start {cell(v)} dB" for k, v in o["minus_start"].items())
+                      + ".", ""]
+    gain, velocity = oracle.get("oracle_gamma1_gain_test"), oracle.get("oracle_gamma1_test")
+    if gain and velocity and gain.get("mixture_id") == velocity.get("mixture_id") is not None:
+        d = mean_ci([a - b for a, b in zip(gain["scores"]["one step"], velocity["scores"]["one step"])],
+                    gain["mixture_id"])
+        lines += ["Does a DiT that outputs complex gains, v = G_Y Y + G_x x_t, reach more than one that outputs the "
+                  "velocity (with `mask2flow.py:Skip`)? Gain head minus velocity head, one step from the same oracle "
+                  "start: " + verdict(d, f"the same {gain['steps']} steps and seed"), ""]
     return lines
 
 # -----------------------------------------------------------------------------
