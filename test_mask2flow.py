@@ -456,7 +456,7 @@ def test_save_and_load_gives_the_same_output(tmp_path):
 def two_speaker_batch(device):
     """One mixture of a low voice (tones < 1 kHz) and a high one (> 3 kHz), twice: with the low
     voice's enrollment the target is the low voice, with the high one's the high voice."""
-    n = torch.arange(16000, device=device) / 16000
+    n = torch.arange(8000, device=device) / 16000  # 0.5 s
 
     def voice(freqs, seed):
         g = torch.Generator().manual_seed(seed)
@@ -478,7 +478,7 @@ def test_tiny_model_overfits_one_batch_and_uses_the_enrollment(device):
                           (2, model.dit.parameters())):
         opt = torch.optim.Adam(params, lr=3e-3)
         losses = []
-        for _ in range(300):
+        for _ in range(100):  # on CPU: loss / 600 and 45 dB in 100 steps; the asserts ask / 10 and 10 dB
             loss = model(mix, target, ref, stage=stage)
             opt.zero_grad()
             loss.backward()

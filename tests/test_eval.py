@@ -115,7 +115,8 @@ def test_eval_reports_the_training_data_options_and_the_voices_heard(tmp_path, c
         data=str(data), train_split="train-100", freq="16k", mode="min", seed=0, voices=0.5, speed=[0.8, 1.2]))
     torch.save(trained, tmp_path / "half.pt")
     for path, name in ((ckpt, "all"), (tmp_path / "half.pt", "half")):
-        evaluation.main(["--data", str(data), "--ckpt", str(path), "--limit", "2", "-o", str(tmp_path / name)])
+        evaluation.main(["--data", str(data), "--ckpt", str(path), "--limit", "2", "--conditions", "two", "-o",
+                         str(tmp_path / name)])
     everything, half = (json.loads((tmp_path / name / "eval_corpus_test_clean.json").read_text()) for name in ("all", "half"))
     assert (everything["voices"], everything["speed"], everything["trained_voices"]) == (1.0, [0.9, 1.1], None)
     assert (half["voices"], half["speed"]) == (0.5, [0.8, 1.2])
@@ -123,8 +124,8 @@ def test_eval_reports_the_training_data_options_and_the_voices_heard(tmp_path, c
         len(half["trained_voices"]) == 2
     trained["args"]["data"] = str(tmp_path / "gone")  # its training corpus is not on this machine: said, not fatal
     torch.save(trained, tmp_path / "elsewhere.pt")
-    evaluation.main(["--data", str(data), "--ckpt", str(tmp_path / "elsewhere.pt"), "--limit", "2", "-o",
-                     str(tmp_path / "elsewhere")])
+    evaluation.main(["--data", str(data), "--ckpt", str(tmp_path / "elsewhere.pt"), "--limit", "2", "--conditions", "two",
+                     "-o", str(tmp_path / "elsewhere")])
     assert json.loads((tmp_path / "elsewhere" / "eval_corpus_test_clean.json").read_text())["trained_voices"] is None
 
 
@@ -134,7 +135,7 @@ def test_batched_eval_equals_one_example_at_a_time(tmp_path, busy_ckpt):
     scores = {}
     for b in (1, 4):
         out = tmp_path / f"batch{b}"
-        argv = ["--data", str(data), "--ckpt", str(busy_ckpt), "--steps", "1", "2",
+        argv = ["--data", str(data), "--ckpt", str(busy_ckpt), "--steps", "1", "2", "--conditions", "two",
                 "--batch-size", str(b), "-o", str(out)]
         assert evaluation.main(argv) == 0
         report = json.loads((out / "eval_corpus_test_clean.json").read_text())
