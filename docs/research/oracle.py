@@ -13,6 +13,9 @@ mixture Y (in the compressed domain of mask2flow.py, where a linear mask M acts 
     bounded^2      min(|S| / |Y|, 1)^2 Y            an over-suppressing mask (IRM^gamma, gamma = 2)
 `train` trains the small DiT of mask2flow.py (stage 1's speaker encoder frozen, from CKPT) on the
 straight path from the oracle start IRM^gamma Y to S, on dynamic two-speaker mixtures of train-100;
+With `--head gain` the DiT's last layer gives complex gains per bin and frame instead of a velocity,
+v = G_Y Y + G_x x_t (zero at init, like adaLN-Zero): a test of whether the velocity head's width is what
+keeps the phase headroom out of reach (hypothesis 2 of issue 32).
 `eval` scores its start, its one step, and the one step's magnitude alone (|x1| e^{j angle x0}) and
 phase alone (|x0| e^{j angle x1}): which part of its correction helps.
 """
@@ -25,10 +28,41 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import data  # noqa: E402
-from mask2flow import CONFIGS, Config, Mask2Flow, frame_mask, magnitude, rms, si_sdr  # noqa: E402
+from mask2flow import (CONFIGS, DiT, FinalLayer, Config, Mask2Flow, every_frame, frame_mask, magnitude,  # noqa: E402
+                       position_embedding, rms, si_sdr, timestep_embedding)
+
+
+class GainDiT(DiT):
+    """The DiT of mask2flow.py whose tokens give complex gains (B, 4, F, T), v = G_Y Y + G_x x_t."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        del self.skip  # a frame-independent gain, which these gains include
+        self.load_state_dict(Mask2Flow(cfg).dit.state_dict(), strict=False)  # Mask2Flow's initialisation
+        self.final = FinalLayer(cfg.dit_width, 4 * cfg.n_freqs * cfg.patch)
+        for m in (self.final.linear, self.final.adaLN_modulation[-1]):  # v = 0 at init
+            torch.nn.init.zeros_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+
+    def forward(self, xt, t, y, spk, frames=None):
+        B, _, Fq, T = xt.shape
+        p = self.p
+        x = F.pad(torch.cat([xt, y], dim=1), (0, -T % p))
+        N = x.shape[-1] // p
+        x = self.embed(x.view(B, 4, Fq, N, p).permute(0, 3, 1, 2, 4).reshape(B, N, 4 * Fq * p))
+        x = x + position_embedding(N, x.shape[-1], x.device)
+        frames = every_frame(xt, frames)
+        c = self.t_embedder(timestep_embedding(t, 256)) + self.spk_embedder(spk)
+        for block in self.blocks:
+            x = block(x, c, frames[:, ::p])
+        g = self.final(x, c).view(B, N, 4, Fq, p).permute(0, 2, 3, 1, 4).reshape(B, 4, Fq, N * p)[..., :T]
+        cplx = lambda z: torch.complex(z[:, 0], z[:, 1])
+        v = cplx(g[:, :2]) * cplx(y) + cplx(g[:, 2:]) * cplx(xt)  # (B, F, T) complex
+        return torch.stack([v.real, v.imag], dim=1) * frames[:, None, None, :]
 
 
 def load(path):
@@ -36,6 +70,8 @@ def load(path):
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     cfg = Config(**{k: v for k, v in ckpt["config"].items() if k in Config.__dataclass_fields__})
     model = Mask2Flow(cfg)
+    if ckpt.get("head") == "gain":
+        model.dit = GainDiT(cfg)
     model.load_state_dict(ckpt["ema"])
     return model, ckpt
 
@@ -97,7 +133,7 @@ def train(args):
     model, ckpt = load(args.stage1)
     for p in model.parameters():
         p.requires_grad_(False)
-    model.dit = Mask2Flow(model.cfg).dit  # a fresh DiT (adaLN-Zero: v = 0)
+    model.dit = GainDiT(model.cfg) if args.head == "gain" else Mask2Flow(model.cfg).dit  # fresh, v = 0
     torch.manual_seed(args.seed)
     train_set = data.DynamicMix(data.resolve_root(args.data), "train-100", segment=3.0, enroll_segment=4.0,
                                 seed=args.seed, single=0)
@@ -124,7 +160,7 @@ def train(args):
             print(f"step {step + 1}/{args.steps} loss {np.mean(losses[-50:]):.5f} "
                   f"{(time.time() - t0) / (step + 1) * (args.steps - step - 1) / 60:.1f} min left", flush=True)
     Path(args.output).mkdir(parents=True, exist_ok=True)
-    torch.save(dict(config=dataclasses.asdict(model.cfg), ema=model.state_dict(), gamma=args.gamma, steps=args.steps,
+    torch.save(dict(config=dataclasses.asdict(model.cfg), ema=model.state_dict(), gamma=args.gamma, steps=args.steps, head=args.head,
                     stage1=args.stage1, loss=losses), Path(args.output) / "dit.pt")
 
 
@@ -135,8 +171,10 @@ def evaluate(args):
     ds, gamma = dataset(args), ckpt["gamma"]
     scores = {k: [] for k in ("start", "one step", "magnitude only", "phase only")}
     n = min(args.limit or len(ds), len(ds))
+    mixtures = []
     for i in range(n):
         ex = ds[i]
+        mixtures.append(ex["mixture_id"])
         mix, target = ex["mix"][None], ex["target"][None]
         Y, S, frames = front(model, mix, target)
         spk = model.embed_speaker(ex["enroll"][None])
@@ -144,11 +182,12 @@ def evaluate(args):
         x1 = x0 + model.dit(x0, torch.zeros(1), Y, spk, frames)
         for k, x in zip(scores, (x0, x1, polar(magnitude(x1), x0), polar(magnitude(x0), x1))):
             scores[k].append(score(model, x, target, frames))
-    report = dict(split=args.split, n=n, gamma=gamma, steps=ckpt["steps"], stage1=ckpt["stage1"],
+    report = dict(split=args.split, n=n, gamma=gamma, steps=ckpt["steps"], stage1=ckpt["stage1"], head=ckpt.get("head", "velocity"),
                   mean={k: float(np.mean(v)) for k, v in scores.items()},
                   minus_start={k: paired(v, scores["start"]) for k, v in scores.items() if k != "start"},
-                  scores=scores)
-    write(report, args.output, f"oracle_gamma{gamma:g}_{args.split}.json")
+                  mixture_id=mixtures, scores=scores)
+    head = "" if ckpt.get("head", "velocity") == "velocity" else "_" + ckpt["head"]
+    write(report, args.output, f"oracle_gamma{gamma:g}{head}_{args.split}.json")
 
 
 def write(report, out, name):
@@ -169,6 +208,7 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--head", choices=["velocity", "gain"], default="velocity", help="train: what the DiT's last layer gives")
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args()
     {"ceilings": ceilings, "train": train, "eval": evaluate}[a.command](a)
