@@ -639,7 +639,10 @@ REAL310_RUNS = [  # (folder, system, what it is)
     ("shipped", M2F, "shipped `pretrained/demo.pt`, 1 step"),
     ("tts-voices/real", "mask-only", "stage 1 on this corpus, 2000 steps, real voices only"),
     ("tts-voices/real-tts", "mask-only", "the same with the former synthetic voices added"),
+    ("tts-voices/real-3000", "mask-only", "stage 1 on this corpus, 3000 steps, real voices only"),
+    ("tts-voices/real-tts-3000", "mask-only", "the same with the former synthetic voices added"),
 ]
+TTS_PAIRS = [("tts-voices/real-tts", "tts-voices/real", 2000), ("tts-voices/real-tts-3000", "tts-voices/real-3000", 3000)]
 CONDITION_FILES = {"two": "", "absent": "_absent", "lone": "_lone", "three": "_three"}
 
 
@@ -673,7 +676,7 @@ def real310_table(folder=EVIDENCE):
         return [f"_No evaluation on the 310-speaker corpus yet: see research/evidence/{REAL310}/README.md._"]
     lines = [row(["system", "2 voices: SI-SDRi (dB)", "1 step − mask", "target absent: output re input (dB)",
                   "target alone: SI-SDR (dB)", "3 voices: SI-SDRi (dB)", "n"]), row(["---"] * 7)]
-    for run, system, what in REAL310_RUNS:
+    for run, system, what in (x for x in REAL310_RUNS if runs[x[0]]):  # the runs evaluated so far
         r = runs[run]
         two = r.get("two")
         lines.append(row([what, metric(two, system, "si_sdri"), step_minus_mask(two) if system == M2F else "",
@@ -689,12 +692,13 @@ def real310_section(folder=EVIDENCE):
              "Voice), mean ± 95% interval clustered by mixture; the conditions are eval.py's (the same targets and "
              f"enrollments). Files: research/evidence/{REAL310}/, whose README.md gives the commands.", ""]
     lines += real310_table(folder) + [""]
-    tts = [runs[r].get("two") for r in ("tts-voices/real-tts", "tts-voices/real")]
-    if all(tts):
-        a, b = (t["systems"]["mask-only"]["scores"]["si_sdri"] for t in tts)
-        d = mean_ci([x - y for x, y in zip(a, b)], tts[0]["examples"]["mixture_id"])
-        lines += ["Do the synthetic voices still help? Stage 1 with them minus without, same recipe and schedule, at "
-                  "the same step: " + verdict(d, "one seed each, early in a 20000-step schedule"), ""]
+    for with_tts, without, step in TTS_PAIRS:
+        tts = [runs[r].get("two") for r in (with_tts, without)]
+        if all(tts):
+            a, b = (t["systems"]["mask-only"]["scores"]["si_sdri"] for t in tts)
+            d = mean_ci([x - y for x, y in zip(a, b)], tts[0]["examples"]["mixture_id"])
+            lines += [f"Do the synthetic voices still help? Stage 1 with them minus without, same recipe and schedule, "
+                      f"at step {step}: " + verdict(d, "one seed each, of a 20000-step schedule"), ""]
     for r in runs["shipped"].values():
         bands = r.get("bands") or {}
         if bands and r["condition"] == "two":
