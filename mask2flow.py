@@ -2,7 +2,7 @@
 Mask2Flow-TSE (Moon et al., arXiv 2603.12837) from scratch: target speaker extraction in two stages.
 Stage 1, masking: a convolutional net conditioned on a speaker embedding of the enrollment predicts a
 mask M in [0, 1]; x0 = M * Y is a coarse, over-suppressed estimate. Stage 2, flow matching: a DiT learns
-the constant velocity of the straight path from x0 to x1, the clean target: one Euler step is enough.
+the constant velocity of the straight path from x0 to the clean target x1: one step, x0 + v(x0, 0).
 
 Dimensions: B batch, L samples, F frequency bins (n_fft/2 + 1), T frames, C channels, N tokens,
 D transformer width, E speaker embedding size, p frames per token. Spectrograms are compressed
