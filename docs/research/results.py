@@ -716,7 +716,8 @@ def real310_section(folder=EVIDENCE):
         if name.startswith("oracle_gamma"):
             lines += [f"The small DiT ({o.get('head', 'velocity')} head) trained {o['steps']} steps from the oracle "
                       f"start IRM^{o['gamma']:g} · Y (`docs/research/oracle.py train`), one step, on {o['n']} test "
-                      "examples: " + "; ".join(f"{k} minus the start {cell(v)} dB" for k, v in o["minus_start"].items())
+                      f"examples: SI-SDR {o['mean']['start']:.2f} dB at the start, {o['mean']['one step']:.2f} after one "
+                      "step; " + "; ".join(f"{k} minus the start {cell(v)} dB" for k, v in o["minus_start"].items())
                       + ".", ""]
     gain, velocity = oracle.get("oracle_gamma1_gain_test"), oracle.get("oracle_gamma1_test")
     if gain and velocity and gain.get("mixture_id") == velocity.get("mixture_id") is not None:
