@@ -12,10 +12,10 @@ mixture Y (in the compressed domain of mask2flow.py, where a linear mask M acts 
     bounded-phase  min(|S|, |Y|) e^{j angle S}      bounded magnitude with the target's phase
     bounded^2      min(|S| / |Y|, 1)^2 Y            an over-suppressing mask (IRM^gamma, gamma = 2)
 `train` trains the small DiT of mask2flow.py (stage 1's speaker encoder frozen, from CKPT) on the
-straight path from the oracle start IRM^gamma Y to S, on dynamic two-speaker mixtures of train-100;
+straight path from the oracle start IRM^gamma Y to S, on dynamic two-speaker mixtures of train-100.
 With `--head gain` the DiT's last layer gives complex gains per bin and frame instead of a velocity,
-v = G_Y Y + G_x x_t (zero at init, like adaLN-Zero): a test of whether the velocity head's width is what
-keeps the phase headroom out of reach (hypothesis 2 of issue 32).
+v = G_Y Y + G_x x_t (zero at init, like adaLN-Zero): does the velocity head's width keep the phase
+headroom out of reach (docs/6)?
 `eval` scores its start, its one step, and the one step's magnitude alone (|x1| e^{j angle x0}) and
 phase alone (|x0| e^{j angle x1}): which part of its correction helps.
 """
