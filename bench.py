@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mask2flow import CONFIGS, Mask2Flow, count_parameters
-from sample import RUNS, InputError, device_name, get_device, load_model, precision, row, steps_label
+from sample import RUNS, InputError, device_name, get_device, load_model, precision, row, run, steps_label
 
 BENCH_SECONDS = 4.0  # length of the benchmark's input
 COMPILED_PARTS = ("spec", "wav", "embed_speaker", "masker", "dit")
@@ -156,12 +156,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if min(args.steps) < 1 or args.repeats < 1:
         p.error("--steps and --repeats must be at least 1")
-    try:
-        bench(args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run(bench, args)
 
 
 if __name__ == "__main__":
