@@ -182,12 +182,12 @@ def evaluate(args):
         x1 = x0 + model.dit(x0, torch.zeros(1), Y, spk, frames)
         for k, x in zip(scores, (x0, x1, polar(magnitude(x1), x0), polar(magnitude(x0), x1))):
             scores[k].append(score(model, x, target, frames))
-    report = dict(split=args.split, n=n, gamma=gamma, steps=ckpt["steps"], stage1=ckpt["stage1"], head=ckpt.get("head", "velocity"),
+    head = ckpt.get("head", "velocity")
+    report = dict(split=args.split, n=n, gamma=gamma, steps=ckpt["steps"], stage1=ckpt["stage1"], head=head,
                   mean={k: float(np.mean(v)) for k, v in scores.items()},
                   minus_start={k: paired(v, scores["start"]) for k, v in scores.items() if k != "start"},
                   mixture_id=mixtures, scores=scores)
-    head = "" if ckpt.get("head", "velocity") == "velocity" else "_" + ckpt["head"]
-    write(report, args.output, f"oracle_gamma{gamma:g}{head}_{args.split}.json")
+    write(report, args.output, f"oracle_gamma{gamma:g}{'' if head == 'velocity' else '_' + head}_{args.split}.json")
 
 
 def write(report, out, name):

@@ -720,7 +720,7 @@ def real310_section(folder=EVIDENCE):
                       "step; " + "; ".join(f"{k} minus the start {cell(v)} dB" for k, v in o["minus_start"].items())
                       + ".", ""]
     gain, velocity = oracle.get("oracle_gamma1_gain_test"), oracle.get("oracle_gamma1_test")
-    if gain and velocity and gain.get("mixture_id") == velocity.get("mixture_id") is not None:
+    if gain and velocity and velocity.get("mixture_id") is not None and gain.get("mixture_id") == velocity["mixture_id"]:
         d = mean_ci([a - b for a, b in zip(gain["scores"]["one step"], velocity["scores"]["one step"])],
                     gain["mixture_id"])
         lines += ["Does a DiT that outputs complex gains, v = G_Y Y + G_x x_t, reach more than one that outputs the "
