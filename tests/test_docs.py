@@ -127,6 +127,16 @@ def test_delete_insert_properties():
     assert 0 < props["target"]["insert"] < 1
     nD, nI = figures.di_states(model, mix, target, ref, 1, figures.bins_changed)[1]  # the bin-count variant
     assert (nI / (nD + nI)).item() == pytest.approx(((d > 0).sum() / (d != 0).sum()).item(), abs=0.01)
+    # per-signal normalised: each signal at unit energy, compared on |X|^alpha, also checked against torch.stft
+    level = lambda P: (P / P.sum()) ** (model.cfg.alpha / 2)
+    dn = level(spec(target)) - level(spec(mix))
+    (D, I) = figures.di_states(model, mix, target, ref, 1, convention="normalised")[1]
+    assert (I / (D + I)).item() == pytest.approx((dn.clamp_min(0).sum() / dn.abs().sum()).item(), rel=1e-3)
+    P = spec(mix)  # (1, F, T)
+    assert torch.allclose(figures.normalised(model, 5 * P), figures.normalised(model, P))  # scale-free
+    masked = P * torch.rand(P.shape, generator=torch.Generator().manual_seed(0))  # a mask in [0, 1]
+    assert figures.delete_insert(masked, P)[1].item() == 0  # no insertion at the mixture's scale
+    assert figures.delete_insert(*(figures.normalised(model, x) for x in (masked, P)))[1].item() > 0  # but here
     # from the mixture, an untrained flow changes nothing: no proportions at all
     flat = figures.di_states(tiny("mixture"), mix, target, ref, steps=2)[0]
     assert figures.shares({"flow": [flat[1][0].item(), flat[1][1].item()]})["flow"]["delete"] is None

@@ -30,7 +30,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from data import LibriMix, load_audio, resolve_root  # noqa: E402
+from data import DataError, LibriMix, load_audio, resolve_root  # noqa: E402
 from mask2flow import decompress, magnitude, si_sdr  # noqa: E402
 from eval import mean_ci, optional_metrics, resemblyzer_embedding, safe  # noqa: E402
 from sample import CHUNK_SECONDS, device_name, extract_long, load_model  # noqa: E402
@@ -70,14 +70,22 @@ def bins_changed(P, P_mix):
     return (d < 0).sum((1, 2)).double(), (d > 0).sum((1, 2)).double()
 
 
+def normalised(model, P):
+    """The other convention: each signal scaled to unit energy on its own, then its compressed magnitude
+    |X|^alpha, what the model works on (reading 2). (B, F, T) powers -> (B, F, T) levels."""
+    return (P / P.sum((1, 2), keepdim=True).clamp_min(1e-20)) ** (model.cfg.alpha / 2)
+
+
 @torch.no_grad()
-def di_states(model, mix, target, ref, steps, measure=delete_insert):
-    """measure (default (D, I)) of every sampler state x_0 .. x_N, and of the clean target,
-    against the mixture."""
+def di_states(model, mix, target, ref, steps, measure=delete_insert, convention="mixture"):
+    """measure (default (D, I)) of every sampler state x_0 .. x_N, and of the clean target, against the
+    mixture; convention "mixture" compares powers at the mixture's scale, "normalised" each signal's own
+    normalised level."""
     _, xs = model.extract(mix, ref, steps=steps, return_states=True)
     Y, S = spectra(model, mix, target)
-    P_mix = power(model, Y)
-    return [measure(power(model, x), P_mix) for x in xs], measure(power(model, S), P_mix)
+    level = power if convention == "mixture" else lambda m, x: normalised(m, power(m, x))
+    P_mix = level(model, Y)
+    return [measure(level(model, x), P_mix) for x in xs], measure(level(model, S), P_mix)
 
 
 def shares(totals):
@@ -183,38 +191,52 @@ def save(fig, args, name):
 # the subcommands
 
 
+def mix_types(args):
+    """clean, and noisy where the split has noisy mixtures (LibriMix's mix_both; the demo corpus has none)."""
+    try:
+        split_set(args, "noisy")
+        return ("clean", "noisy")
+    except DataError:
+        return ("clean",)
+
+
 def cmd_di(args):
     masker, flow = load(args.ckpt), load(args.flow_only)
     if masker is None and flow is None:
         return print("di: needs --ckpt and/or --flow-only; skipped")
     both = lambda P, P_mix: (*delete_insert(P, P_mix), *bins_changed(P, P_mix))
-    result, by_bins = {}, {}
-    for mix_type in ("clean", "noisy"):
-        totals = {}  # name -> [D, I, bins deleted, bins inserted], summed over examples
+    result, by_bins, by_level = {}, {}, {}
+    for mix_type in mix_types(args):
+        totals = {}  # name -> [D, I, bins deleted, bins inserted, D and I normalised], summed over examples
 
-        def add(name, *values):
-            totals[name] = [a + b.sum().item() for a, b in zip(totals.get(name, [0.0] * 4), values)]
+        def add(name, mixture_scale, other):
+            values = (*mixture_scale, *other[:2])
+            totals[name] = [a + b.sum().item() for a, b in zip(totals.get(name, [0.0] * 6), values)]
         for _, mix, target, ref in examples(args, mix_type):
-            if flow is not None:
-                states, tgt = di_states(flow, mix, target, ref, DI_STEPS, both)
-                for k, values in enumerate(states[1:], 1):
-                    add(f"flow-only step {k}", *values)
-            if masker is not None:
-                states, tgt = di_states(masker, mix, target, ref, 1, both)
-                add("mask", *states[0])
-                add("Mask2Flow 1 step", *states[1])
-            add("target", *tgt)
+            for model, steps in ((flow, DI_STEPS), (masker, 1)):
+                if model is None:
+                    continue
+                (states, tgt), (other, other_tgt) = (di_states(model, mix, target, ref, steps, both, c)
+                                                     for c in ("mixture", "normalised"))
+                names = [f"flow-only step {k}" for k in range(1, steps + 1)] if model is flow else \
+                    ["mask", "Mask2Flow 1 step"]
+                for name, a, b in zip(names, states[-len(names):], other[-len(names):]):
+                    add(name, a, b)
+            add("target", tgt, other_tgt)
         result[mix_type] = shares({k: v[:2] for k, v in totals.items()})
-        by_bins[mix_type] = shares({k: v[2:] for k, v in totals.items()})
+        by_bins[mix_type] = shares({k: v[2:4] for k, v in totals.items()})
+        by_level[f"{mix_type}, normalised"] = shares({k: v[4:] for k, v in totals.items()})
     write_json(args, "di.json", {"ckpt": args.ckpt, "flow_only": args.flow_only, "proportions": result,
-                                 "bin_proportions": by_bins})
-    plot_di(result, args, n_examples(args))
+                                 "bin_proportions": by_bins, "normalised_proportions": by_level})
+    panels = {f"{t}, {c}": p for t in result for c, p in (("mixture scale", result[t]), ("normalised", by_level[f"{t}, normalised"]))}
+    plot_di(panels, args, n_examples(args))
 
 
 def plot_di(result, args, n):
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(result), figsize=(6.5 * len(result), 4), sharey=True, squeeze=False)
-    for ax, (mix_type, props) in zip(axes[0], result.items()):
+    width = 2.2 + 0.5 * len(next(iter(result.values())))  # inches a panel, by its number of bars
+    fig, axes = plt.subplots(1, len(result), figsize=(width * len(result), 4), sharey=True, squeeze=False)
+    for ax, (panel, props) in zip(axes[0], result.items()):
         names = list(props)
         flow = [n.startswith("flow-only") for n in names]
         x = np.arange(len(names)) + 0.8 * (~np.array(flow))  # a gap after the flow-only steps
@@ -228,10 +250,10 @@ def plot_di(result, args, n):
         for tick, f in zip(ax.get_xticklabels(), flow):
             if not f:
                 tick.set(rotation=30, ha="right")
-        ax.set_title(f"{mix_type} mixtures ({args.split}, n = {n}); insertion share above each bar", fontsize=9)
+        ax.set_title(f"{panel}\n{args.split}, n = {n}; insertion share above each bar", fontsize=8)
         ax.set_xlabel("flow-only from the mixture, after Euler step k" if any(flow) else "", fontsize=9)
         ax.set_ylim(0, 1.1)
-    axes[0][0].set_ylabel("share of the energy change from the mixture")
+    axes[0][0].set_ylabel("share of the change from the mixture")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=9, bbox_to_anchor=(0.5, 1.07))
     save(fig, args, "di.png")

@@ -30,8 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parents[1]), str(HERE)]  # the repository's modules, and figures.py beside this file
 import data  # noqa: E402
+from figures import delete_insert, normalised, power, shares  # noqa: E402
 from mask2flow import (CONFIGS, DiT, FinalLayer, Config, Mask2Flow, every_frame, frame_mask, magnitude,  # noqa: E402
                        position_embedding, rms, si_sdr, timestep_embedding)
 
@@ -171,7 +173,7 @@ def evaluate(args):
     ds, gamma = dataset(args), ckpt["gamma"]
     scores = {k: [] for k in ("start", "one step", "magnitude only", "phase only")}
     n = min(args.limit or len(ds), len(ds))
-    mixtures = []
+    mixtures, totals = [], {}  # totals: (convention, state) -> [D, I], summed over examples
     for i in range(n):
         ex = ds[i]
         mixtures.append(ex["mixture_id"])
@@ -182,10 +184,17 @@ def evaluate(args):
         x1 = x0 + model.dit(x0, torch.zeros(1), Y, spk, frames)
         for k, x in zip(scores, (x0, x1, polar(magnitude(x1), x0), polar(magnitude(x0), x1))):
             scores[k].append(score(model, x, target, frames))
+        P = {k: power(model, x) for k, x in (("mixture", Y), ("start", x0), ("one step", x1), ("target", S))}
+        for convention, level in (("mixture", lambda p: p), ("normalised", lambda p: normalised(model, p))):
+            for k in ("start", "one step", "target"):  # docs/6's delete/insert shares, both conventions
+                D, I = delete_insert(level(P[k]), level(P["mixture"]))
+                totals[convention, k] = [a + b.item() for a, b in zip(totals.get((convention, k), [0.0, 0.0]), (D, I))]
     head = ckpt.get("head", "velocity")
     report = dict(split=args.split, n=n, gamma=gamma, steps=ckpt["steps"], stage1=ckpt["stage1"], head=head,
                   mean={k: float(np.mean(v)) for k, v in scores.items()},
                   minus_start={k: paired(v, scores["start"]) for k, v in scores.items() if k != "start"},
+                  insertion={c: {k: v["insert"] for (c2, k), v in shares(totals).items() if c2 == c}
+                             for c in ("mixture", "normalised")},
                   mixture_id=mixtures, scores=scores)
     write(report, args.output, f"oracle_gamma{gamma:g}{'' if head == 'velocity' else '_' + head}_{args.split}.json")
 

@@ -533,7 +533,7 @@ def di_section(di):
               row(["", *(f"{t}, {w}" for t, w, _ in cols)]), row(["---"] * (len(cols) + 1))]
     for n in names:
         lines.append(row([n, *(pct(p.get(n, {}).get("insert")) for _, _, p in cols)]))
-    return lines + ["", "![delete/insert proportions](di.png)", ""]
+    return lines + [""]  # docs/di.png draws the 310-speaker corpus now
 
 
 def steps_section(st):
@@ -726,7 +726,40 @@ def real310_section(folder=EVIDENCE):
         lines += ["Does a DiT that outputs complex gains, v = G_Y Y + G_x x_t, reach more than one that outputs the "
                   "velocity (with `mask2flow.py:Skip`)? Gain head minus velocity head, one step from the same oracle "
                   "start: " + verdict(d, f"the same {gain['steps']} steps and seed"), ""]
-    return lines
+    return lines + real310_di(folder, oracle)
+
+
+def real310_di(folder, oracle):
+    """Delete/insert shares of the shipped model (figures.py di) and of the oracle runs, both conventions."""
+    path = Path(folder) / REAL310 / "di.json"
+    if not path.is_file():
+        return []
+    di = {**json.loads(path.read_text()), "_file": f"research/evidence/{REAL310}/di.json"}
+    panels = {(t, "mixture scale"): p for t, p in di["proportions"].items()}
+    panels.update({(t, "bins"): p for t, p in di["bin_proportions"].items()})
+    panels.update({(t, "normalised"): di["normalised_proportions"][f"{t}, normalised"] for t in di["proportions"]})
+    order = ("mixture scale", "bins", "normalised")
+    cols = sorted(panels, key=lambda c: (c[0] != "clean", order.index(c[1])))
+    lines = ["### Delete/insert, two conventions", "",
+             "Insertion share I/(D+I) of the change from the mixture (docs/6), in two conventions: at the mixture's scale, "
+             "on the plain STFT power; and with each signal normalised to unit energy on its own, on the compressed "
+             "magnitude |X|^0.5; *bins* counts the changed bins at the mixture's scale instead of weighing them. "
+             f"Source: `{di['_file']}` (`docs/research/figures.py di --ckpt {di['ckpt']}`), on "
+             f"{di['data']} {di['split']}, n = {di['n']}, {di['machine']}; oracle rows: `docs/research/oracle.py eval`, "
+             "on the same clean mixtures.", "",
+             row(["", *(f"{t}, {c}" for t, c in cols)]), row(["---"] * (len(cols) + 1))]
+    for name in panels[cols[0]]:
+        lines.append(row([f"shipped model: {name}" if name != "target" else "clean target",
+                          *(pct(panels[c].get(name, {}).get("insert")) for c in cols)]))
+    shown = set()  # the runs from one oracle start share its row
+    for o in (o for o in oracle.values() if "insertion" in o):
+        for state in ("start", "one step"):
+            what = f"oracle IRM^{o['gamma']:g} · Y" + ("" if state == "start" else f", {o['head']} DiT 1 step")
+            if what not in shown:
+                shown.add(what)
+                lines.append(row([what, *(pct(o["insertion"]["mixture" if c == "mixture scale" else c][state])
+                                          if t == "clean" and c != "bins" else "–" for t, c in cols)]))
+    return lines + ["", "![delete/insert proportions, two conventions](di.png)", ""]
 
 # -----------------------------------------------------------------------------
 # the two outputs
