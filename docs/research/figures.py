@@ -192,7 +192,7 @@ def save(fig, args, name):
 
 
 def mix_types(args):
-    """clean, and noisy where the split has noisy mixtures (LibriMix's mix_both; the demo corpus has none)."""
+    """clean, and noisy where the split has noisy mixtures (LibriMix's mix_both)."""
     try:
         split_set(args, "noisy")
         return ("clean", "noisy")
@@ -228,7 +228,9 @@ def cmd_di(args):
         by_level[f"{mix_type}, normalised"] = shares({k: v[4:] for k, v in totals.items()})
     write_json(args, "di.json", {"ckpt": args.ckpt, "flow_only": args.flow_only, "proportions": result,
                                  "bin_proportions": by_bins, "normalised_proportions": by_level})
-    panels = {f"{t}, {c}": p for t in result for c, p in (("mixture scale", result[t]), ("normalised", by_level[f"{t}, normalised"]))}
+    panels = {}  # per mixture type: the mixture's scale, then normalised
+    for t in result:
+        panels.update({f"{t}, mixture scale": result[t], f"{t}, normalised": by_level[f"{t}, normalised"]})
     plot_di(panels, args, n_examples(args))
 
 
