@@ -130,7 +130,8 @@ def test_delete_insert_properties():
     # per-signal normalised: each signal at unit energy, compared on |X|^alpha, also checked against torch.stft
     level = lambda P: (P / P.sum()) ** (model.cfg.alpha / 2)
     dn = level(spec(target)) - level(spec(mix))
-    (D, I) = figures.di_states(model, mix, target, ref, 1, convention="normalised")[1]
+    by_level = lambda P, P_mix: figures.delete_insert(figures.normalised(model, P), figures.normalised(model, P_mix))
+    (D, I) = figures.di_states(model, mix, target, ref, 1, by_level)[1]
     assert (I / (D + I)).item() == pytest.approx((dn.clamp_min(0).sum() / dn.abs().sum()).item(), rel=1e-3)
     P = spec(mix)  # (1, F, T)
     assert torch.allclose(figures.normalised(model, 5 * P), figures.normalised(model, P))  # scale-free

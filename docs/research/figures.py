@@ -77,15 +77,13 @@ def normalised(model, P):
 
 
 @torch.no_grad()
-def di_states(model, mix, target, ref, steps, measure=delete_insert, convention="mixture"):
+def di_states(model, mix, target, ref, steps, measure=delete_insert):
     """measure (default (D, I)) of every sampler state x_0 .. x_N, and of the clean target, against the
-    mixture; convention "mixture" compares powers at the mixture's scale, "normalised" each signal's own
-    normalised level."""
+    mixture, all as powers at the mixture's scale (a measure can normalise them: see cmd_di)."""
     _, xs = model.extract(mix, ref, steps=steps, return_states=True)
     Y, S = spectra(model, mix, target)
-    level = power if convention == "mixture" else lambda m, x: normalised(m, power(m, x))
-    P_mix = level(model, Y)
-    return [measure(level(model, x), P_mix) for x in xs], measure(level(model, S), P_mix)
+    P_mix = power(model, Y)
+    return [measure(power(model, x), P_mix) for x in xs], measure(power(model, S), P_mix)
 
 
 def shares(totals):
@@ -204,25 +202,25 @@ def cmd_di(args):
     masker, flow = load(args.ckpt), load(args.flow_only)
     if masker is None and flow is None:
         return print("di: needs --ckpt and/or --flow-only; skipped")
-    both = lambda P, P_mix: (*delete_insert(P, P_mix), *bins_changed(P, P_mix))
     result, by_bins, by_level = {}, {}, {}
     for mix_type in mix_types(args):
         totals = {}  # name -> [D, I, bins deleted, bins inserted, D and I normalised], summed over examples
 
-        def add(name, mixture_scale, other):
-            values = (*mixture_scale, *other[:2])
+        def add(name, *values):
             totals[name] = [a + b.sum().item() for a, b in zip(totals.get(name, [0.0] * 6), values)]
         for _, mix, target, ref in examples(args, mix_type):
             for model, steps in ((flow, DI_STEPS), (masker, 1)):
                 if model is None:
                     continue
-                (states, tgt), (other, other_tgt) = (di_states(model, mix, target, ref, steps, both, c)
-                                                     for c in ("mixture", "normalised"))
+                level = functools.partial(normalised, model)
+                every = lambda P, P_mix: (*delete_insert(P, P_mix), *bins_changed(P, P_mix),
+                                          *delete_insert(level(P), level(P_mix)))
+                states, tgt = di_states(model, mix, target, ref, steps, every)
                 names = [f"flow-only step {k}" for k in range(1, steps + 1)] if model is flow else \
                     ["mask", "Mask2Flow 1 step"]
-                for name, a, b in zip(names, states[-len(names):], other[-len(names):]):
-                    add(name, a, b)
-            add("target", tgt, other_tgt)
+                for name, values in zip(names, states[-len(names):]):
+                    add(name, *values)
+            add("target", *tgt)
         result[mix_type] = shares({k: v[:2] for k, v in totals.items()})
         by_bins[mix_type] = shares({k: v[2:4] for k, v in totals.items()})
         by_level[f"{mix_type}, normalised"] = shares({k: v[4:] for k, v in totals.items()})
