@@ -115,6 +115,8 @@ def load_model(path, device):
     if stage == 1:
         print("note: this checkpoint trained stage 1 only; its flow is untrained (zero velocity), so steps > 0 "
               "add nothing to stage 1")
+    elif ckpt.get("step") == 0:
+        print("note: its stage 2 kept its untrained start (step 0 was its best on dev): the flow returns the mask")
     return model.to(device).eval(), ckpt
 
 

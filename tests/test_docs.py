@@ -396,7 +396,15 @@ def test_bad_evidence_and_readme_fail_in_one_line(tmp_path):
     results.main(["--evidence", str(tmp_path / "ev"), "--out", str(out), "--readme", str(readme)])
     assert readme.read_text() == f"# title\n\n{results.BEGIN}\n{block.rstrip()}\n{results.END}\n\nthe rest\n"
     assert out.read_text() == results.build(tmp_path / "ev")
-    assert "| shipped `pretrained/demo.pt` (trained on the former corpus), mask-only | 1.00 ± 0.00 |" in block
+    assert "| `pretrained/demo.pt`, mask-only | 1.00 ± 0.00 |" in block
+    assert "Does one step of `pretrained/demo.pt` beat its own mask? **yes**: +1.00 ± 0.00 dB" in block
+    assert "fair control" not in block  # not evaluated yet
+    write_eval(tmp_path / "ev" / results.REAL310 / "control", {"mask-only": (0, [0.5, 1.5] * 4)})
+    block = results.readme_block(tmp_path / "ev")
+    assert "| fair control: its stage 1 trained on for stage 2's steps | 1.00 ±" in block
+    assert "Does one step of `pretrained/demo.pt` beat the fair control? **yes**: +1.00 ±" in block
+    write_eval(tmp_path / "ev" / results.REAL310 / "control", {"mask-only": (0, [0.5, 1.5] * 3)}, n_mix=3)
+    assert "beat the fair control" not in results.readme_block(tmp_path / "ev")  # other examples: no pairing
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="needs one"):
         results.main(["--evidence", str(tmp_path / "ev"), "--out", str(out), "--readme", str(readme)])

@@ -135,11 +135,18 @@ def retired(path, **fields):
     return path
 
 
+def test_a_flow_that_kept_its_untrained_start_says_so(tmp_path, capsys):
+    """Stage 2 at step 0 (its untrained start was its best on dev) returns the mask: loading says so."""
+    sample.load_model(save_tiny(tmp_path / "start.pt"), torch.device("cpu"))
+    assert "kept its untrained start" in capsys.readouterr().out
+    sample.load_model(save_tiny(tmp_path / "trained.pt", busy=True), torch.device("cpu"))
+    assert "untrained" not in capsys.readouterr().out
+
+
 def test_checkpoints_of_retired_fields_load_where_they_hold_todays_behaviour(tmp_path):
-    """Fields since removed from Config load when they hold what is now the only behaviour (the shipped
-    pretrained/demo.pt has masker conv, mask_lstm_layers and fast_attention); other values are refused."""
-    model, ckpt = sample.load_model(sample.PRETRAINED, torch.device("cpu"))
-    assert {"masker", "fast_attention"} <= ckpt["config"].keys() and not hasattr(model.cfg, "masker")
+    """Fields since removed from Config load when they hold what is now the only behaviour (the former
+    shipped model, `git show 4a8d2f4:pretrained/demo.pt`, has masker conv, mask_lstm_layers and
+    fast_attention); other values are refused."""
     today = retired(tmp_path / "today.pt", speaker="ours", masker="conv", mask_stride=1, fast_attention=True,
                     mask_lstm_layers=2)
     assert sample.load_model(today, torch.device("cpu"))[0].cfg == CONFIGS["tiny"]

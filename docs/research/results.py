@@ -634,22 +634,23 @@ def speakers_section(sp):
 # the corpus of 310 real speakers (docs/research/evidence/real310): its own tables
 
 REAL310 = "real310"
-REAL310_RUNS = [  # (folder, system, what it is)
-    ("shipped", "mask-only", "shipped `pretrained/demo.pt` (trained on the former corpus), mask-only"),
-    ("shipped", M2F, "shipped `pretrained/demo.pt`, 1 step"),
-    ("tts-voices/real", "mask-only", "stage 1 on this corpus, 2000 steps, real voices only"),
-    ("tts-voices/real-tts", "mask-only", "the same with the former synthetic voices added"),
-    ("tts-voices/real-3000", "mask-only", "stage 1 on this corpus, 3000 steps, real voices only"),
-    ("tts-voices/real-tts-3000", "mask-only", "the same with the former synthetic voices added"),
+REAL310_RUNS = [  # (folder, system, what it is): the README's table
+    ("shipped", "mask-only", "`pretrained/demo.pt`, mask-only"),
+    ("shipped", M2F, "`pretrained/demo.pt`, 1 step"),
+    ("flow", M2F, "the same with its stage 2 at step {step} (not the best on dev), 1 step"),
+    ("control", "mask-only", "fair control: its stage 1 trained on for stage 2's steps"),
+    ("former", "mask-only", "former shipped model (trained on the former corpus), mask-only"),
+    ("former", M2F, "former shipped model, 1 step"),
 ]
-TTS_PAIRS = [("tts-voices/real-tts", "tts-voices/real", 2000), ("tts-voices/real-tts-3000", "tts-voices/real-3000", 3000)]
+TTS_RUNS = [  # (with the former synthetic voices, without, step): stage 1 only, one recipe and schedule
+    ("tts-voices/real-tts", "tts-voices/real", 2000), ("tts-voices/real-tts-3000", "tts-voices/real-3000", 3000)]
 CONDITION_FILES = {"two": "", "absent": "_absent", "lone": "_lone", "three": "_three"}
 
 
 def real310_reports(folder):
     """{run: {condition: report}} of the test split, and the oracle JSONs."""
     folder, runs = Path(folder) / REAL310, {}
-    for run in {r for r, _, _ in REAL310_RUNS}:
+    for run in {r for r, _, _ in REAL310_RUNS} | {r for pair in TTS_RUNS for r in pair[:2]}:
         runs[run] = {c: json.loads(p.read_text()) for c, suffix in CONDITION_FILES.items()
                      if (p := folder / run / f"eval_demo_test_clean{suffix}.json").is_file()}
     oracle = {p.stem: json.loads(p.read_text()) for p in sorted((folder / "oracle").glob("*.json"))}
@@ -660,28 +661,45 @@ def metric(report, system, key):
     return cell(report["systems"][system]["metrics"][key]) if report else "–"
 
 
-def step_minus_mask(report):
-    """Mask2Flow 1 step minus mask-only, per example on SI-SDRi, clustered by mixture."""
-    if not report or M2F not in report["systems"]:
-        return "–"
-    a, b = (report["systems"][s]["scores"]["si_sdri"] for s in (M2F, "mask-only"))
-    return cell(mean_ci([None if x is None or y is None else x - y for x, y in zip(a, b)],
-                        report["examples"]["mixture_id"]))
+def difference(a, system_a, b, system_b):
+    """system_a of report a minus system_b of report b, per example on SI-SDRi, clustered by mixture;
+    None unless both were scored on the same examples."""
+    if not a or not b or system_a not in a["systems"] or system_b not in b["systems"] or \
+            a["examples"] != b["examples"]:
+        return None
+    x, y = a["systems"][system_a]["scores"]["si_sdri"], b["systems"][system_b]["scores"]["si_sdri"]
+    return mean_ci([None if u is None or v is None else u - v for u, v in zip(x, y)], a["examples"]["mixture_id"])
 
 
 def real310_table(folder=EVIDENCE):
-    """The headline table: unseen test speakers of the demo corpus, four conditions."""
+    """The headline table: unseen test speakers of the demo corpus, four conditions; then what one step
+    of the shipped model buys over its mask and over the fair control."""
     runs, _ = real310_reports(folder)
-    if not any(runs.values()):
+    if not any(runs[r] for r, _, _ in REAL310_RUNS):
         return [f"_No evaluation on the 310-speaker corpus yet: see research/evidence/{REAL310}/README.md._"]
     lines = [row(["system", "2 voices: SI-SDRi (dB)", "1 step − mask", "target absent: output re input (dB)",
                   "target alone: SI-SDR (dB)", "3 voices: SI-SDRi (dB)", "n"]), row(["---"] * 7)]
     for run, system, what in (x for x in REAL310_RUNS if runs[x[0]]):  # the runs evaluated so far
         r = runs[run]
         two = r.get("two")
-        lines.append(row([what, metric(two, system, "si_sdri"), step_minus_mask(two) if system == M2F else "",
+        d = difference(two, M2F, two, "mask-only") if system == M2F else None
+        lines.append(row([what.format(step=two and two["step"]), metric(two, system, "si_sdri"), cell(d) if d else "",
                           metric(r.get("absent"), system, "level_db"), metric(r.get("lone"), system, "si_sdr"),
                           metric(r.get("three"), system, "si_sdri"), two["n"] if two else "–"]))
+    control, former = runs["control"].get("two"), runs["former"].get("two")
+    d = difference(runs["shipped"].get("two"), M2F, former, M2F)
+    if d:
+        lines += ["", "Does `pretrained/demo.pt` beat the former shipped model, one step each? " +
+                  verdict(d, "2 voices, SI-SDRi") + "."]
+    for run, what in (("shipped", "`pretrained/demo.pt`"), ("flow", "its trained stage 2")):
+        two = runs[run].get("two")
+        if two and two["stage"] == 2 and two["step"] == 0:
+            lines += ["", f"The stage 2 of {what} kept its untrained start (step 0 was its best on dev), so its one "
+                      "step returns its mask."]
+        for than, d in (("its own mask", difference(two, M2F, two, "mask-only")),
+                        ("the fair control", difference(two, M2F, control, "mask-only"))):
+            if d and not (than == "its own mask" and two["step"] == 0):
+                lines += ["", f"Does one step of {what} beat {than}? " + verdict(d, "2 voices, SI-SDRi") + "."]
     return lines
 
 
@@ -692,17 +710,21 @@ def real310_section(folder=EVIDENCE):
              "Voice), mean ± 95% interval clustered by mixture; the conditions are eval.py's (the same targets and "
              f"enrollments). Files: research/evidence/{REAL310}/, whose README.md gives the commands.", ""]
     lines += real310_table(folder) + [""]
-    for with_tts, without, step in TTS_PAIRS:
-        tts = [runs[r].get("two") for r in (with_tts, without)]
-        if all(tts):
-            a, b = (t["systems"]["mask-only"]["scores"]["si_sdri"] for t in tts)
-            d = mean_ci([x - y for x, y in zip(a, b)], tts[0]["examples"]["mixture_id"])
-            lines += [f"Do the synthetic voices still help? Stage 1 with them minus without, same recipe and schedule, "
-                      f"at step {step}: " + verdict(d, "one seed each, of a 20000-step schedule"), ""]
-    for r in runs["shipped"].values():
-        bands = r.get("bands") or {}
-        if bands and r["condition"] == "two":
-            lines += ["By band, SI-SDRi of the shipped model: " + "; ".join(
+    tts = [(w, wo, step) for w, wo, step in TTS_RUNS if runs[w].get("two") and runs[wo].get("two")]
+    if tts:
+        lines += ["Do the synthetic voices of the former corpus still help? Stage 1 alone, one recipe and its "
+                  "20000-step schedule, with and without them beside the real voices, on the same two-voice test "
+                  "examples:", "", row(["stage-1 step", "real voices only: SI-SDRi (dB)",
+                  "with the synthetic voices", "with minus without", "n"]), row(["---"] * 5)]
+        for w, wo, step in tts:
+            a, b = runs[w]["two"], runs[wo]["two"]
+            lines.append(row([step, metric(b, "mask-only", "si_sdri"), metric(a, "mask-only", "si_sdri"),
+                              verdict(difference(a, "mask-only", b, "mask-only"), "one seed each"), b["n"]]))
+        lines.append("")
+    for run, what in (("shipped", "`pretrained/demo.pt`"), ("former", "the former shipped model")):
+        bands = runs[run].get("two", {}).get("bands") or {}
+        if bands:
+            lines += [f"By band, SI-SDRi of {what}: " + "; ".join(
                 f"{band}: mask-only {cell(m['mask-only'])}, 1 step {cell(m[M2F])}" for band, m in bands.items()), ""]
     ceil = oracle.get("ceilings_test")
     if ceil:
@@ -730,7 +752,7 @@ def real310_section(folder=EVIDENCE):
 
 
 def real310_di(folder, oracle):
-    """Delete/insert shares of the shipped model (figures.py di) and of the oracle runs, both conventions."""
+    """Delete/insert shares of the former shipped model (figures.py di) and of the oracle runs, both conventions."""
     path = Path(folder) / REAL310 / "di.json"
     if not path.is_file():
         return []
@@ -749,7 +771,7 @@ def real310_di(folder, oracle):
              "on the same clean mixtures.", "",
              row(["", *(f"{t}, {c}" for t, c in cols)]), row(["---"] * (len(cols) + 1))]
     for name in panels[cols[0]]:
-        lines.append(row([f"shipped model: {name}" if name != "target" else "clean target",
+        lines.append(row([f"former shipped model: {name}" if name != "target" else "clean target",
                           *(pct(panels[c].get(name, {}).get("insert")) for c in cols)]))
     shown = set()  # the runs from one oracle start share its row
     for o in (o for o in oracle.values() if "insertion" in o):
@@ -777,7 +799,8 @@ def build(evidence=EVIDENCE):
              "from what they give.", ""]
     lines += real310_section(evidence)
     lines += ["## The former corpus", "", "The sections below measure the former demo corpus (16 real readers and "
-              "synthetic voices; splits test, test-synth, test-seen).", ""]
+              "synthetic voices; splits test, test-synth, test-seen). Where they name `pretrained/demo.pt`, it is the "
+              "former shipped model (`git show f3c16eb:pretrained/demo.pt`).", ""]
     lines += claims_section(ev, groups) + quality_section(groups, ev.get("bench")) + training_section(ev)
     lines += bench_section(ev.get("bench"), ev.get("gpu"), ev.get("then")) + di_section(ev.get("di")) + steps_section(ev.get("steps"))
     lines += example_section(ev.get("example")) + single_section(ev.get("single"))
