@@ -145,7 +145,7 @@ def test_a_flow_that_kept_its_untrained_start_says_so(tmp_path, capsys):
 
 def test_checkpoints_of_retired_fields_load_where_they_hold_todays_behaviour(tmp_path):
     """Fields since removed from Config load when they hold what is now the only behaviour (the former
-    shipped model, `git show 4a8d2f4:pretrained/demo.pt`, has masker conv, mask_lstm_layers and
+    shipped model, `git show f3c16eb:pretrained/demo.pt`, has masker conv, mask_lstm_layers and
     fast_attention); other values are refused."""
     today = retired(tmp_path / "today.pt", speaker="ours", masker="conv", mask_stride=1, fast_attention=True,
                     mask_lstm_layers=2)
