@@ -366,11 +366,19 @@ def test_demo_sh_has_its_own_section_and_is_no_seed(tmp_path):
                                       "Mask2Flow 1 step": (1, [m + 1.75 for m in mask])})
     (tmp_path / "demo.sh" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes\n"
                                                   "1,900,0.4,0.1,2.5,2.5,6.5\n2,0,nan,0.1,2.5,2.5,0\n2,500,0.3,0.1,2.5,2.75,7.25\n")
+    absent = write_eval(tmp_path / "scratch", {"mask-only": (0, mask), "Mask2Flow 1 step": (1, mask)}, condition="absent")
+    for name, level in (("mixture", 0.0), ("mask-only", -1.0), ("Mask2Flow 1 step", -3.0)):  # as eval.py scores it
+        scores = {"level_db": [level + 0.1 * (i % 2) for i in range(8)]}
+        absent["systems"][name].update(scores=scores, metrics={"level_db": mean_ci(scores["level_db"],
+                                                                                   absent["examples"]["mixture_id"])})
+    (tmp_path / "demo.sh" / "eval_demo_test_clean_absent.json").write_text(to_json(absent) + "\n")
     page = results.build(tmp_path)
     tables, section = page.split("## The main job: demo.sh")
     assert "it trained stage 1 900 steps in 6.50 min, stage 2 500 steps in 7.25 min" in section
-    assert "| demo test (unseen real speakers), clean | 2, 7 | 3.00 ± 0.00 | 3.25 ± 0.00 | **yes**: +0.25 ± 0.00 dB |" \
+    assert "| demo test (unseen real speakers) | two, clean | 2, 7 | 3.00 ± 0.00 | 3.25 ± 0.00 | better: +0.25 ± 0.00 |" \
         in section
+    assert "| demo test (unseen real speakers) | absent, clean | 2, 7 | -0.95 ± 0.00 | -2.95 ± 0.00 | better: -2.00 ± 0.00 |" \
+        in section  # the target absent: quieter is better
     assert "demo.sh" not in tables and "2 seeds" not in tables  # neither a row nor a seed of the default system
     assert "demo.sh" not in results.readme_block(tmp_path)
 

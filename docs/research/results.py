@@ -83,8 +83,8 @@ def plural(n, word):
 
 def read_evidence(folder):
     """{"runs": {name: {"reports": [...], "log": rows}}, "bench": ..., and each figure's JSON}. A run's
-    reports are those of its splits' own mixtures: eval.py's other conditions (the target alone or
-    absent, three voices) are compared with docs/research/compare.py, not here."""
+    reports are those of its splits' own mixtures (demo.sh's: all its conditions): eval.py's other conditions
+    (the target alone or absent, three voices) are compared with docs/research/compare.py, not here."""
     folder, out = Path(folder), {"runs": {}, "demo_sh": {}}
 
     def load(path):
@@ -101,7 +101,8 @@ def read_evidence(folder):
             n = len(r["examples"].get("mixture_id", []))
             if any(len(v) != n for s in systems.values() for v in s["scores"].values()):
                 raise SystemExit(f"error: {path}: the per-example scores do not match its {n} examples")
-        reports = [r for r in reports if r.get("condition", "two") == "two"]  # older reports have no condition
+        if run.name != DEMO_SH:  # demo.sh's table shows its four conditions; older reports have no condition
+            reports = [r for r in reports if r.get("condition", "two") == "two"]
         log = list(csv.DictReader((run / "log.csv").read_text().splitlines())) if (run / "log.csv").is_file() else []
         if reports or log:  # a run of demo.sh is read apart: its budget is not the other runs'
             out["demo_sh" if run.name == DEMO_SH else "runs"][run.name] = {"reports": reports, "log": log}
@@ -585,9 +586,12 @@ def single_section(sg):
     return lines + [""]
 
 
+CONDITION_METRIC = {"two": "si_sdri", "absent": "level_db", "lone": "si_sdr", "three": "si_sdri"}  # eval.py's
+
+
 def demo_sh_section(run):
-    """`bash demo.sh` end to end: its stages (its log.csv), and per split the SI-SDRi of the checkpoint
-    it evaluates, mask-only and at one step, and their paired difference."""
+    """`bash demo.sh` end to end: its stages (its log.csv), and per split and condition the score of the
+    checkpoint it evaluates, mask-only and at one step, and their paired difference."""
     lines = ["## The main job: demo.sh", ""]
     if run is None:
         return lines + [todo(f"bash demo.sh`, then `cp runs/demo-DATE/{{eval_*.json,log.csv}} "
@@ -597,15 +601,19 @@ def demo_sh_section(run):
                         for rs in stages)
     lines += [f"`bash demo.sh` from a built corpus to its evaluation table: it trained {trained or '(no log.csv)'} "
               "(its `log.csv`), then evaluated `ckpt_best.pt`, the best dev score of stage 2, where step 0 (the "
-              "untrained flow, which returns the mask) counts. SI-SDRi, mean ± 95% interval clustered by mixture; "
+              "untrained flow, which returns the mask) counts. Two and three voices: SI-SDRi; target absent: the "
+              "output's level re the input; target alone: SI-SDR; in dB, mean ± 95% interval clustered by mixture; "
               f"the difference is paired per example. Source: `evidence/{DEMO_SH}/`.", "",
-              row(["split", "evaluated (stage, step)", "mask-only", "1 step", "1 step − mask-only"]), row(["---"] * 5)]
+              row(["split", "condition", "evaluated (stage, step)", "mask-only", "1 step", "1 step − mask-only, dB"]),
+              row(["---"] * 6)]
     for r in run["reports"]:
+        key = CONDITION_METRIC[r.get("condition", "two")]
         mask, m2f = [[(DEMO_SH, r, r["systems"][name])] for name in ("mask-only", M2F)]
-        d = paired(m2f, mask, "si_sdri")
-        lines.append(row([f"{r['data']} {r['split']} ({r['label']}), {r['mix_type']}", f"{r.get('stage')}, {r.get('step')}",
-                          cell(mask[0][2]["metrics"]["si_sdri"]), cell(m2f[0][2]["metrics"]["si_sdri"]),
-                          verdict(d, "").split(" (")[0]]))
+        d, sign = paired(m2f, mask, key), -1 if key == "level_db" else 1  # target absent: quieter is better
+        word = ("better" if sign * d["mean"] > 0 else "worse") if significant(d) else "no measurable difference"
+        lines.append(row([f"{r['data']} {r['split']} ({r['label']})", f"{r.get('condition', 'two')}, {r['mix_type']}",
+                          f"{r.get('stage')}, {r.get('step')}", cell(mask[0][2]["metrics"][key]),
+                          cell(m2f[0][2]["metrics"][key]), f"{word}: {d['mean']:+.2f} ± {d['ci95']:.2f}"]))
     machines = sorted({r["machine"] for r in run["reports"]})
     return lines + ["", f"Measured on {', '.join(machines) or '–'}.", ""]
 
