@@ -383,6 +383,22 @@ def test_demo_sh_has_its_own_section_and_is_no_seed(tmp_path):
     assert "demo.sh" not in results.readme_block(tmp_path)
 
 
+def test_compare_uses_the_conditions_metric_and_its_direction(tmp_path):
+    compare = load_docs_module("compare")
+    two = write_eval(tmp_path / "two", {"mask-only": (0, [1.0, 2.0] * 4), "Mask2Flow 1 step": (1, [1.5, 2.5] * 4)})
+    path = tmp_path / "two" / "eval_demo_test_clean.json"
+    d, word, metric = compare.compare(path, "Mask2Flow 1 step", path, "mask-only")
+    assert (metric, word, round(d["mean"], 6)) == ("si_sdri", "A is ahead", 0.5)
+    absent = {**two, "condition": "absent"}  # the target absent: its level, where quieter is better
+    for name, level in (("mixture", 0.0), ("mask-only", -1.0), ("Mask2Flow 1 step", -3.0)):
+        absent["systems"][name] = {"steps": None, "scores": {"level_db": [level + 0.1 * (i % 2) for i in range(8)]}}
+    (tmp_path / "absent.json").write_text(json.dumps(absent))
+    d, word, metric = compare.compare(tmp_path / "absent.json", "Mask2Flow 1 step", tmp_path / "absent.json", "mask-only")
+    assert (metric, word, round(d["mean"], 6)) == ("level_db", "A is ahead", -2.0)
+    with pytest.raises(SystemExit, match="has no si_sdri of 'mask-only'"):
+        compare.compare(tmp_path / "absent.json", "mask-only", tmp_path / "absent.json", "mask-only", "si_sdri")
+
+
 def test_training_runs_and_figures_come_from_their_files(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes\n"
