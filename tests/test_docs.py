@@ -189,7 +189,7 @@ def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0,
     mixture = [0.1 * i for i in range(2 * n_mix)]
     report = {"data": "demo", "split": split, "label": SPLIT_LABELS.get(split, split), "mix_type": mix_type,
               "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "seed": seed,
-              "step": step or (results.STAGE1_STEPS if stage == 1 and trained_on is None else 7), "trained_on": trained_on,
+              "step": step if step is not None else (results.STAGE1_STEPS if stage == 1 and trained_on is None else 7), "trained_on": trained_on,
               "config": {**dataclasses.asdict(CONFIGS["tiny"]), **(config or {})}, "parameters": {"total": 1234567},
               "machine": "a test machine", "torch": torch.__version__, "seconds": 1.0, "examples": examples,
               "systems": {}, **more}
@@ -397,6 +397,25 @@ def test_compare_uses_the_conditions_metric_and_its_direction(tmp_path):
     assert (metric, word, round(d["mean"], 6)) == ("level_db", "A is ahead", -2.0)
     with pytest.raises(SystemExit, match="has no si_sdri of 'mask-only'"):
         compare.compare(tmp_path / "absent.json", "mask-only", tmp_path / "absent.json", "mask-only", "si_sdri")
+
+
+def test_the_headline_says_what_one_step_does_in_each_condition(tmp_path):
+    shipped = tmp_path / results.REAL310 / "shipped"
+    write_eval(shipped, {"mask-only": (0, [1.0] * 8), results.M2F: (1, [1.0] * 8)}, step=0)
+    assert "kept its untrained start" in results.readme_block(tmp_path)
+    two = write_eval(shipped, {"mask-only": (0, [1.0] * 8), results.M2F: (1, [1.0, 1.5] * 4)})
+    for condition, key, levels in (("absent", "level_db", (-1.0, -3.0)), ("lone", "si_sdr", (40.0, 35.0))):
+        report = {**two, "condition": condition, "systems": {}}
+        for name, level in zip(("mask-only", results.M2F), levels):
+            scores = {key: [level + 0.1 * (i % 2) for i in range(8)]}
+            report["systems"][name] = {"steps": None, "scores": scores,
+                                       "metrics": {key: mean_ci(scores[key], two["examples"]["mixture_id"])}}
+        (shipped / f"eval_demo_test_clean_{condition}.json").write_text(to_json(report) + "\n")
+    block = results.readme_block(tmp_path)
+    assert "kept its untrained start" not in block
+    assert "beat its own mask? **yes**: +0.25 ± 0.00 dB" in block
+    assert "is its one step quieter than its mask? **yes**: +2.00 ± 0.00 dB" in block
+    assert "keep a lone target voice as well as its mask? **no, the reverse**: -5.00 ± 0.00 dB" in block
 
 
 def test_training_runs_and_figures_come_from_their_files(tmp_path):

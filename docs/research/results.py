@@ -645,20 +645,21 @@ REAL310 = "real310"
 REAL310_RUNS = [  # (folder, system, what it is): the README's table
     ("shipped", "mask-only", "`pretrained/demo.pt`, mask-only"),
     ("shipped", M2F, "`pretrained/demo.pt`, 1 step"),
-    ("flow", M2F, "the same with its stage 2 at step {step} (not the best on dev), 1 step"),
     ("control", "mask-only", "fair control: its stage 1 trained on for stage 2's steps"),
     ("former", "mask-only", "former shipped model (trained on the former corpus), mask-only"),
     ("former", M2F, "former shipped model, 1 step"),
 ]
 TTS_RUNS = [  # (with the former synthetic voices, without, step): stage 1 only, one recipe and schedule
     ("tts-voices/real-tts", "tts-voices/real", 2000), ("tts-voices/real-tts-3000", "tts-voices/real-3000", 3000)]
+WIDE_RUNS = [  # (twice as wide, the small preset, step): stage 1 only, the same recipe and schedule
+    ("wide/step-2000", "tts-voices/real", 2000), ("wide/step-3000", "tts-voices/real-3000", 3000)]
 CONDITION_FILES = {"two": "", "absent": "_absent", "lone": "_lone", "three": "_three"}
 
 
 def real310_reports(folder):
     """{run: {condition: report}} of the test split, and the oracle JSONs."""
     folder, runs = Path(folder) / REAL310, {}
-    for run in {r for r, _, _ in REAL310_RUNS} | {r for pair in TTS_RUNS for r in pair[:2]}:
+    for run in {r for r, _, _ in REAL310_RUNS} | {r for pair in TTS_RUNS + WIDE_RUNS for r in pair[:2]}:
         runs[run] = {c: json.loads(p.read_text()) for c, suffix in CONDITION_FILES.items()
                      if (p := folder / run / f"eval_demo_test_clean{suffix}.json").is_file()}
     oracle = {p.stem: json.loads(p.read_text()) for p in sorted((folder / "oracle").glob("*.json"))}
@@ -669,13 +670,13 @@ def metric(report, system, key):
     return cell(report["systems"][system]["metrics"][key]) if report else "–"
 
 
-def difference(a, system_a, b, system_b):
-    """system_a of report a minus system_b of report b, per example on SI-SDRi, clustered by mixture;
+def difference(a, system_a, b, system_b, key="si_sdri"):
+    """system_a of report a minus system_b of report b, per example on key, clustered by mixture;
     None unless both were scored on the same examples."""
     if not a or not b or system_a not in a["systems"] or system_b not in b["systems"] or \
             a["examples"] != b["examples"]:
         return None
-    x, y = a["systems"][system_a]["scores"]["si_sdri"], b["systems"][system_b]["scores"]["si_sdri"]
+    x, y = a["systems"][system_a]["scores"][key], b["systems"][system_b]["scores"][key]
     return mean_ci([None if u is None or v is None else u - v for u, v in zip(x, y)], a["examples"]["mixture_id"])
 
 
@@ -699,15 +700,24 @@ def real310_table(folder=EVIDENCE):
     if d:
         lines += ["", "Does `pretrained/demo.pt` beat the former shipped model, one step each? " +
                   verdict(d, "2 voices, SI-SDRi") + "."]
-    for run, what in (("shipped", "`pretrained/demo.pt`"), ("flow", "its trained stage 2")):
-        two = runs[run].get("two")
-        if two and two["stage"] == 2 and two["step"] == 0:
-            lines += ["", f"The stage 2 of {what} kept its untrained start (step 0 was its best on dev), so its one "
-                      "step returns its mask."]
+    two = runs["shipped"].get("two")
+    if two and two["stage"] == 2 and two["step"] == 0:
+        lines += ["", "The stage 2 of `pretrained/demo.pt` kept its untrained start (step 0 was its best on dev), so "
+                  "its one step returns its mask."]
+    else:
         for than, d in (("its own mask", difference(two, M2F, two, "mask-only")),
                         ("the fair control", difference(two, M2F, control, "mask-only"))):
-            if d and not (than == "its own mask" and two["step"] == 0):
-                lines += ["", f"Does one step of {what} beat {than}? " + verdict(d, "2 voices, SI-SDRi") + "."]
+            if d:
+                lines += ["", f"Does one step of `pretrained/demo.pt` beat {than}? " + verdict(d, "2 voices, SI-SDRi") + "."]
+        absent, lone = runs["shipped"].get("absent"), runs["shipped"].get("lone")
+        d = difference(absent, "mask-only", absent, M2F, "level_db")  # mask minus one step: > 0 when one step is quieter
+        if d:
+            lines += ["", "Where the target is absent, is its one step quieter than its mask? " +
+                      verdict(d, "mask minus 1 step, output re input") + "."]
+        d = difference(lone, M2F, lone, "mask-only", "si_sdr")
+        if d:
+            lines += ["", "Does its one step keep a lone target voice as well as its mask? " +
+                      verdict(d, "1 step minus mask, SI-SDR") + "."]
     return lines
 
 
@@ -718,17 +728,23 @@ def real310_section(folder=EVIDENCE):
              "Voice), mean ± 95% interval clustered by mixture; the conditions are eval.py's (the same targets and "
              f"enrollments). Files: research/evidence/{REAL310}/, whose README.md gives the commands.", ""]
     lines += real310_table(folder) + [""]
-    tts = [(w, wo, step) for w, wo, step in TTS_RUNS if runs[w].get("two") and runs[wo].get("two")]
-    if tts:
-        lines += ["Do the synthetic voices of the former corpus still help? Stage 1 alone, one recipe and its "
-                  "20000-step schedule, with and without them beside the real voices, on the same two-voice test "
-                  "examples:", "", row(["stage-1 step", "real voices only: SI-SDRi (dB)",
-                  "with the synthetic voices", "with minus without", "n"]), row(["---"] * 5)]
-        for w, wo, step in tts:
-            a, b = runs[w]["two"], runs[wo]["two"]
-            lines.append(row([step, metric(b, "mask-only", "si_sdri"), metric(a, "mask-only", "si_sdri"),
-                              verdict(difference(a, "mask-only", b, "mask-only"), "one seed each"), b["n"]]))
-        lines.append("")
+    for arms, question, a_name, b_name in (
+            (TTS_RUNS, "Do the synthetic voices of the former corpus still help? Stage 1 alone, one recipe and its "
+             "20000-step schedule, with and without them beside the real voices", "real voices only",
+             "with the synthetic voices"),
+            (WIDE_RUNS, "Does a wider stage 1 do better? The same recipe, schedule and seed, the masker and speaker "
+             "encoder twice as wide (`--mask-hidden 128 --mask-channels 16 --spk-hidden 128 --spk-dim 128`: 1.11M "
+             "parameters against the `small` preset's 0.31M)", "`small`", "twice as wide")):
+        done = [(w, wo, step) for w, wo, step in arms if runs[w].get("two") and runs[wo].get("two")]
+        if done:
+            lines += [question + ", on the same two-voice test examples:", "",
+                      row(["stage-1 step", f"{a_name}: SI-SDRi (dB)", b_name, f"{b_name} minus {a_name}", "n"]),
+                      row(["---"] * 5)]
+            for w, wo, step in done:
+                a, b = runs[w]["two"], runs[wo]["two"]
+                lines.append(row([step, metric(b, "mask-only", "si_sdri"), metric(a, "mask-only", "si_sdri"),
+                                  verdict(difference(a, "mask-only", b, "mask-only"), "one seed each"), b["n"]]))
+            lines.append("")
     for run, what in (("shipped", "`pretrained/demo.pt`"), ("former", "the former shipped model")):
         bands = runs[run].get("two", {}).get("bands") or {}
         if bands:
