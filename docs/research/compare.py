@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from eval import mean_ci  # noqa: E402
+from eval import CONDITION_METRIC, mean_ci  # noqa: E402
 
 
-CONDITION_METRIC = {"two": "si_sdri", "absent": "level_db", "lone": "si_sdr", "three": "si_sdri"}
 LOWER_IS_BETTER = {"level_db"}  # the target absent: the right output is silence
 
 

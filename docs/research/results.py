@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from data import SPEED  # noqa: E402
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
 from bench import bench_mode  # noqa: E402
-from eval import METRICS, cell, mean_ci  # noqa: E402
+from eval import CONDITION_METRIC, METRICS, cell, mean_ci  # noqa: E402
 from sample import RETIRED, row, steps_label  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "research" / "evidence"
@@ -584,9 +584,6 @@ def single_section(sg):
         for name, m in rows.items():
             lines.append(row([name, *(cell(m.get(k)) if k in m else "n/a" for k in keys)]))
     return lines + [""]
-
-
-CONDITION_METRIC = {"two": "si_sdri", "absent": "level_db", "lone": "si_sdr", "three": "si_sdri"}  # eval.py's
 
 
 def demo_sh_section(run):
