@@ -773,7 +773,7 @@ def real310_section(folder=EVIDENCE):
 
 
 def real310_di(folder, oracle):
-    """Delete/insert shares of the former shipped model (figures.py di) and of the oracle runs, both conventions."""
+    """Delete/insert shares of one model (figures.py di; the shipped one) and of the oracle runs, both conventions."""
     path = Path(folder) / REAL310 / "di.json"
     if not path.is_file():
         return []
@@ -792,7 +792,7 @@ def real310_di(folder, oracle):
              "on the same clean mixtures.", "",
              row(["", *(f"{t}, {c}" for t, c in cols)]), row(["---"] * (len(cols) + 1))]
     for name in panels[cols[0]]:
-        lines.append(row([f"former shipped model: {name}" if name != "target" else "clean target",
+        lines.append(row([f"`{di['ckpt']}`: {name}" if name != "target" else "clean target",
                           *(pct(panels[c].get(name, {}).get("insert")) for c in cols)]))
     shown = set()  # the runs from one oracle start share its row
     for o in (o for o in oracle.values() if "insertion" in o):
@@ -818,14 +818,14 @@ def build(evidence=EVIDENCE):
              "which says the "
              "command that wrote it; each section names its files. `test_docs.py` fails when this page differs "
              "from what they give.", ""]
-    lines += real310_section(evidence)
+    lines += real310_section(evidence) + demo_sh_section(ev["demo_sh"].get(DEMO_SH))
     lines += ["## The former corpus", "", "The sections below measure the former demo corpus (16 real readers and "
               "synthetic voices; splits test, test-synth, test-seen). Where they name `pretrained/demo.pt`, it is the "
               "former shipped model (`git show f3c16eb:pretrained/demo.pt`).", ""]
     lines += claims_section(ev, groups) + quality_section(groups, ev.get("bench")) + training_section(ev)
     lines += bench_section(ev.get("bench"), ev.get("gpu"), ev.get("then")) + di_section(ev.get("di")) + steps_section(ev.get("steps"))
     lines += example_section(ev.get("example")) + single_section(ev.get("single"))
-    lines += speakers_section(ev.get("speakers")) + demo_sh_section(ev["demo_sh"].get(DEMO_SH))
+    lines += speakers_section(ev.get("speakers"))
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
