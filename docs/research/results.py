@@ -649,7 +649,8 @@ REAL310_RUNS = [  # (folder, system, what it is): the README's table
 TTS_RUNS = [  # (with the former synthetic voices, without, step): stage 1 only, one recipe and schedule
     ("tts-voices/real-tts", "tts-voices/real", 2000), ("tts-voices/real-tts-3000", "tts-voices/real-3000", 3000)]
 WIDE_RUNS = [  # (twice as wide, the small preset, step): stage 1 only, the same recipe and schedule
-    ("wide/step-2000", "tts-voices/real", 2000), ("wide/step-3000", "tts-voices/real-3000", 3000)]
+    ("wide/step-2000", "tts-voices/real", 2000), ("wide/step-3000", "tts-voices/real-3000", 3000),
+    ("wide/step-4000", "small-4000", 4000)]
 CONDITION_FILES = {"two": "", "absent": "_absent", "lone": "_lone", "three": "_three"}
 
 
