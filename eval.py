@@ -38,8 +38,8 @@ CONDITIONS = {"two": "the split's mixtures", "lone": "the target alone",
               "absent": "the target's speaker absent (the other voice alone): the right output is silence",
               "three": "three voices (a source of a third speaker added)"}
 LEVEL = {"level_db": "output re input (dB)"}  # the metric of "absent": how much quieter than the input
-# what each condition is judged on; for "absent", lower is better
-CONDITION_METRIC = {"two": "si_sdri", "lone": "si_sdr", "absent": "level_db", "three": "si_sdri"}
+CONDITION_METRIC = {"two": "si_sdri", "lone": "si_sdr", "absent": "level_db", "three": "si_sdri"}  # each judged on
+LOWER_IS_BETTER = {"level_db"}  # the target absent: the right output is silence
 
 # -----------------------------------------------------------------------------
 # metrics and their intervals

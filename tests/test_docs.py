@@ -189,7 +189,8 @@ def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0,
     mixture = [0.1 * i for i in range(2 * n_mix)]
     report = {"data": "demo", "split": split, "label": SPLIT_LABELS.get(split, split), "mix_type": mix_type,
               "n": 2 * n_mix, "checkpoint": "x/ckpt_best.pt", "stage": stage, "seed": seed,
-              "step": step if step is not None else (results.STAGE1_STEPS if stage == 1 and trained_on is None else 7), "trained_on": trained_on,
+              "step": step if step is not None else (results.STAGE1_STEPS if stage == 1 and trained_on is None else 7),
+              "trained_on": trained_on,
               "config": {**dataclasses.asdict(CONFIGS["tiny"]), **(config or {})}, "parameters": {"total": 1234567},
               "machine": "a test machine", "torch": torch.__version__, "seconds": 1.0, "examples": examples,
               "systems": {}, **more}
@@ -202,6 +203,17 @@ def write_eval(folder, systems, split="test", mix_type="clean", stage=2, seed=0,
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"eval_demo_{split}_{mix_type}.json").write_text(to_json(report) + "\n")
     return report
+
+
+def condition_report(report, condition, key, levels):
+    """report (from write_eval) as eval.py writes another condition: each system of levels (name: value)
+    scored on key alone, value + 0.1 on every second example."""
+    mids = report["examples"]["mixture_id"]
+    systems = {}
+    for name, level in levels.items():
+        scores = {key: [level + 0.1 * (i % 2) for i in range(len(mids))]}
+        systems[name] = {"steps": None, "scores": scores, "metrics": {key: mean_ci(scores[key], mids)}}
+    return {**report, "condition": condition, "systems": systems}
 
 
 def test_paired_differences_are_clustered_by_mixture(tmp_path):
@@ -366,11 +378,8 @@ def test_demo_sh_has_its_own_section_and_is_no_seed(tmp_path):
                                       "Mask2Flow 1 step": (1, [m + 1.75 for m in mask])})
     (tmp_path / "demo.sh" / "log.csv").write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes\n"
                                                   "1,900,0.4,0.1,2.5,2.5,6.5\n2,0,nan,0.1,2.5,2.5,0\n2,500,0.3,0.1,2.5,2.75,7.25\n")
-    absent = write_eval(tmp_path / "scratch", {"mask-only": (0, mask), "Mask2Flow 1 step": (1, mask)}, condition="absent")
-    for name, level in (("mixture", 0.0), ("mask-only", -1.0), ("Mask2Flow 1 step", -3.0)):  # as eval.py scores it
-        scores = {"level_db": [level + 0.1 * (i % 2) for i in range(8)]}
-        absent["systems"][name].update(scores=scores, metrics={"level_db": mean_ci(scores["level_db"],
-                                                                                   absent["examples"]["mixture_id"])})
+    absent = condition_report(write_eval(tmp_path / "scratch", {}), "absent", "level_db",
+                              {"mixture": 0.0, "mask-only": -1.0, "Mask2Flow 1 step": -3.0})
     (tmp_path / "demo.sh" / "eval_demo_test_clean_absent.json").write_text(to_json(absent) + "\n")
     page = results.build(tmp_path)
     tables, section = page.split("## The main job: demo.sh")
@@ -389,10 +398,8 @@ def test_compare_uses_the_conditions_metric_and_its_direction(tmp_path):
     path = tmp_path / "two" / "eval_demo_test_clean.json"
     d, word, metric = compare.compare(path, "Mask2Flow 1 step", path, "mask-only")
     assert (metric, word, round(d["mean"], 6)) == ("si_sdri", "A is ahead", 0.5)
-    absent = {**two, "condition": "absent"}  # the target absent: its level, where quieter is better
-    for name, level in (("mixture", 0.0), ("mask-only", -1.0), ("Mask2Flow 1 step", -3.0)):
-        absent["systems"][name] = {"steps": None, "scores": {"level_db": [level + 0.1 * (i % 2) for i in range(8)]}}
-    (tmp_path / "absent.json").write_text(json.dumps(absent))
+    absent = condition_report(two, "absent", "level_db", {"mixture": 0.0, "mask-only": -1.0, "Mask2Flow 1 step": -3.0})
+    (tmp_path / "absent.json").write_text(to_json(absent))  # the target absent: its level, where quieter is better
     d, word, metric = compare.compare(tmp_path / "absent.json", "Mask2Flow 1 step", tmp_path / "absent.json", "mask-only")
     assert (metric, word, round(d["mean"], 6)) == ("level_db", "A is ahead", -2.0)
     with pytest.raises(SystemExit, match="has no si_sdri of 'mask-only'"):
@@ -404,12 +411,8 @@ def test_the_headline_says_what_one_step_does_in_each_condition(tmp_path):
     write_eval(shipped, {"mask-only": (0, [1.0] * 8), results.M2F: (1, [1.0] * 8)}, step=0)
     assert "kept its untrained start" in results.readme_block(tmp_path)
     two = write_eval(shipped, {"mask-only": (0, [1.0] * 8), results.M2F: (1, [1.0, 1.5] * 4)})
-    for condition, key, levels in (("absent", "level_db", (-1.0, -3.0)), ("lone", "si_sdr", (40.0, 35.0))):
-        report = {**two, "condition": condition, "systems": {}}
-        for name, level in zip(("mask-only", results.M2F), levels):
-            scores = {key: [level + 0.1 * (i % 2) for i in range(8)]}
-            report["systems"][name] = {"steps": None, "scores": scores,
-                                       "metrics": {key: mean_ci(scores[key], two["examples"]["mixture_id"])}}
+    for condition, key, (mask, m2f) in (("absent", "level_db", (-1.0, -3.0)), ("lone", "si_sdr", (40.0, 35.0))):
+        report = condition_report(two, condition, key, {"mask-only": mask, results.M2F: m2f})
         (shipped / f"eval_demo_test_clean_{condition}.json").write_text(to_json(report) + "\n")
     block = results.readme_block(tmp_path)
     assert "kept its untrained start" not in block

@@ -13,10 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from eval import CONDITION_METRIC, mean_ci  # noqa: E402
-
-
-LOWER_IS_BETTER = {"level_db"}  # the target absent: the right output is silence
+from eval import CONDITION_METRIC, LOWER_IS_BETTER, mean_ci  # noqa: E402
 
 
 def load(path):

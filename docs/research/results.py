@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from data import SPEED  # noqa: E402
 from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters  # noqa: E402
 from bench import bench_mode  # noqa: E402
-from eval import CONDITION_METRIC, METRICS, cell, mean_ci  # noqa: E402
+from eval import CONDITION_METRIC, LOWER_IS_BETTER, METRICS, cell, mean_ci  # noqa: E402
 from sample import RETIRED, row, steps_label  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "research" / "evidence"
@@ -606,7 +606,7 @@ def demo_sh_section(run):
     for r in run["reports"]:
         key = CONDITION_METRIC[r.get("condition", "two")]
         mask, m2f = [[(DEMO_SH, r, r["systems"][name])] for name in ("mask-only", M2F)]
-        d, sign = paired(m2f, mask, key), -1 if key == "level_db" else 1  # target absent: quieter is better
+        d, sign = paired(m2f, mask, key), -1 if key in LOWER_IS_BETTER else 1
         word = ("better" if sign * d["mean"] > 0 else "worse") if significant(d) else "no measurable difference"
         lines.append(row([f"{r['data']} {r['split']} ({r['label']})", f"{r.get('condition', 'two')}, {r['mix_type']}",
                           f"{r.get('stage')}, {r.get('step')}", cell(mask[0][2]["metrics"][key]),
