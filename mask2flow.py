@@ -340,6 +340,8 @@ class Config:
     spk_hidden: int = 64
     spk_dim: int = 64  # E
     spk_stride: int = 1  # time stride of each conv layer: the embedding pools over time anyway
+    spk_loss: float = 0.0  # weight of the auxiliary speaker classification (cross-entropy) of the enrollment
+    spk_classes: int = 0  # training speakers it classifies; train.py sets it when spk_loss > 0
     # stage 1 masker
     mask_channels: int = 8  # C of the 2-D convs
     mask_layers: int = 2  # 2-D convs (the first two halve F); the TCN gives the time context
@@ -381,6 +383,8 @@ class Mask2Flow(nn.Module):
         self.masker = Masker(cfg)
         self.dit = DiT(cfg)
         self.initialize_weights()
+        # training only, made last: with or without it, the other weights start the same
+        self.classifier = nn.Linear(cfg.spk_dim, cfg.spk_classes) if cfg.spk_classes else None
 
     def initialize_weights(self):
         """As DiT: xavier linears, normal(0.02) time MLP, and zero every FiLM, adaLN modulation, the final
@@ -438,15 +442,17 @@ class Mask2Flow(nn.Module):
         t = torch.rand(B, device=device) ** self.cfg.t_power
         return torch.where(torch.rand(B, device=device) < self.cfg.t_zero, torch.zeros_like(t), t)
 
-    def forward(self, mix, target, ref, ref_lengths=None, stage=1, lengths=None):
-        """Training loss of one stage; stage 2 keeps stage 1 frozen. mix, target (B, L), ref (B, Le)."""
+    def forward(self, mix, target, ref, ref_lengths=None, stage=1, lengths=None, speaker=None):
+        """Training loss of one stage; stage 2 keeps stage 1 frozen. mix, target (B, L), ref (B, Le);
+        speaker (B,): the enrolled speaker's class, for the auxiliary loss of stage 1 (spk_loss)."""
         scale, Y, frames, lengths = self.front(mix, lengths)
         x1 = self.spec(target / scale) * frames[:, None, None, :]  # at the mixture's scale
         if stage == 1:
             spk = self.embed_speaker(ref, ref_lengths)
             xm = self.mask(Y, spk, frames)
             wave = self.wave_si_sdr(xm, x1, frames, lengths) if self.cfg.mask_wave_loss > 0 else 0
-            return masked_mse(xm, x1, frames) - self.cfg.mask_wave_loss * wave
+            who = F.cross_entropy(self.classifier(spk), speaker) if self.cfg.spk_loss > 0 else 0
+            return masked_mse(xm, x1, frames) - self.cfg.mask_wave_loss * wave + self.cfg.spk_loss * who
         with torch.no_grad():
             spk = self.embed_speaker(ref, ref_lengths)
             x0 = self.start(Y, spk, frames)

@@ -227,12 +227,15 @@ def stage1_field(name):
     return name in ("sample_rate", "n_fft", "hop", "alpha", "beta") or name.startswith(("spk_", "mask"))
 
 
+LOSS_FIELDS = ("mask_wave_loss", "spk_loss", "spk_classes")  # how stage 1 was trained, not what it is
+
+
 def stage1_config(path, saved, preset, overrides):
     """The config of a run on the stage-1 checkpoint at path (a stage 2, or a stage 1 trained on): its
     front end, speaker encoder and masker as saved, the DiT fields of an explicit --config preset over
     them, then the flags given. A preset or flag that would change what stage 1 trained is refused."""
     asked = {f.name: getattr(preset, f.name) for f in dataclasses.fields(Config)  # a preset's loss weight is no
-             if stage1_field(f.name) and f.name != "mask_wave_loss"} if preset else {}  # setting of a trained masker
+             if stage1_field(f.name) and f.name not in LOSS_FIELDS} if preset else {}  # setting of a trained masker
     asked.update({k: v for k, v in overrides.items() if stage1_field(k)})
     conflicts = [f"{k} {v} (it has {getattr(saved, k)})" for k, v in asked.items() if v != getattr(saved, k)]
     if conflicts:
@@ -357,6 +360,18 @@ def validate_and_save(run, model, ema, optimizer, stage, step, best, log, minute
     return best
 
 
+def speaker_classes(cfg, train_set, stage):
+    """When stage 1 trains with spk_loss > 0, the class of each training speaker (sorted) for the auxiliary
+    loss, and the config that sizes the classifier for them. Returns (cfg, {speaker: class} or None)."""
+    if cfg.spk_loss <= 0 or stage == "2":
+        return cfg, None
+    speakers = sorted(train_set.utts)
+    if cfg.spk_classes not in (0, len(speakers)):
+        raise SystemExit(f"error: the speaker classifier has {cfg.spk_classes} classes, the training split "
+                         f"{len(speakers)} speakers: train on the data it was made for")
+    return dataclasses.replace(cfg, spk_classes=len(speakers)), {s: i for i, s in enumerate(speakers)}
+
+
 def start_weights(run, model, stage):
     """Load the speaker encoder and masker a new stage starts from: stage 2 always from stage 1's best
     (ckpt_stage1.pt); stage 1 from --stage1 PATH when it trains that masker on (ckpt_init.pt). Returns
@@ -374,7 +389,8 @@ def make_optimizer(model, stage, args):
     everything else frozen. Returns those parameters and the optimizer."""
     for p in model.parameters():
         p.requires_grad_(False)
-    params = [p for m in ([model.speaker, model.masker] if stage == 1 else [model.dit]) for p in m.parameters()]
+    stage1 = [model.speaker, model.masker] + ([model.classifier] if model.classifier is not None else [])
+    params = [p for m in (stage1 if stage == 1 else [model.dit]) for p in m.parameters()]
     for p in params:
         p.requires_grad_(True)
     return params, torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.95))
@@ -403,8 +419,9 @@ def train_step(run, net, batch, optimizer, params, lr, stage):
     for g in optimizer.param_groups:
         g["lr"] = lr
     with autocast(device, args.amp):
+        speaker = torch.tensor([run.classes[s] for s in batch["speaker"]], device=device) if run.classes else None
         loss = net(batch["mix"].to(device), batch["target"].to(device), batch["enroll"].to(device),
-                   batch["enroll_lengths"].to(device), stage=stage, lengths=batch["lengths"].to(device))
+                   batch["enroll_lengths"].to(device), stage=stage, lengths=batch["lengths"].to(device), speaker=speaker)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
@@ -464,6 +481,7 @@ def main(argv=None):
     args = run.args
     run.out, run.cfg, ckpt = open_run(run)  # a new run folder, or the run to resume
     root, train_set, run.dev_set = load_data(args, run.cfg)
+    run.cfg, run.classes = speaker_classes(run.cfg, train_set, args.stage)
 
     # the model, and the stages left to train
     torch.manual_seed(args.seed + run.rank)

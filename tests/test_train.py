@@ -15,7 +15,7 @@ import torch
 import sample
 import train
 from data import DynamicMix
-from mask2flow import CONFIGS
+from mask2flow import CONFIGS, Config, Mask2Flow
 from test_data import make_librimix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,6 +200,24 @@ def test_stage1_run_goes_on_training_a_given_masker_with_its_own_loss(corpus, tm
     assert not same(last["model"], start["ema"])  # it trained on
     with pytest.raises(SystemExit, match="goes with --stage 2 \\(or --stage 1"):
         train.main(small(corpus, tmp_path / "both", steps=(2,)) + ["--stage1", str(stage1)])
+
+
+def test_speaker_loss_classifies_the_training_speakers_in_stage_1_only(corpus, tmp_path):
+    out = tmp_path / "spk"
+    train.main(small(corpus, out, steps=(2, 1)) + ["--spk-loss", "0.1"])
+    speakers = sorted(DynamicMix(corpus, "train-100").utts)
+    first, last = (torch.load(out / name, weights_only=False) for name in ("ckpt_stage1.pt", "ckpt_last.pt"))
+    assert last["stage"] == 2 and last["config"]["spk_classes"] == len(speakers) > 1
+    assert last["ema"]["classifier.weight"].shape == (len(speakers), last["config"]["spk_dim"])
+    assert same(first["ema"]["classifier.weight"], last["ema"]["classifier.weight"])  # stage 2 leaves it
+    torch.manual_seed(0)  # train.py's seed: the weights it started from
+    init = Mask2Flow(Config(**first["config"])).classifier.weight
+    assert init.shape == first["model"]["classifier.weight"].shape and not same(init, first["model"]["classifier.weight"])
+    model, _ = sample.load_model(out / "ckpt_last.pt", torch.device("cpu"))  # extraction ignores it
+    assert model.classifier.out_features == len(speakers)
+    train.main(small(corpus, tmp_path / "s2", steps=(1,), config="small") + ["--stage", "2", "--stage1",
+                                                                            str(out / "ckpt_stage1.pt")])
+    assert torch.load(tmp_path / "s2" / "ckpt_last.pt", weights_only=False)["config"]["spk_loss"] == 0.1
 
 
 CRASHING_TRAIN = """import sys, train
