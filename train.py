@@ -1,6 +1,7 @@
 """
 Train Mask2Flow-TSE in two stages, as the paper does:
-  stage 1: speaker encoder + masker, loss || M * Y - S ||^2 (optionally - W * SI-SDR of its waveform)
+  stage 1: speaker encoder + masker, loss || M * Y - S ||^2 (optionally - W * SI-SDR of its waveform,
+           + W' * cross-entropy of a speaker classifier on the enrollment)
   stage 2: the DiT flow, with stage 1 frozen, loss || v(x_t, t) - (x1 - x0) ||^2
 
     python train.py --data demo                      # the offline demo corpus (data.py demo)

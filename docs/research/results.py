@@ -650,14 +650,17 @@ TTS_RUNS = [  # (with the former synthetic voices, without, step): stage 1 only,
     ("tts-voices/real-tts", "tts-voices/real", 2000), ("tts-voices/real-tts-3000", "tts-voices/real-3000", 3000)]
 WIDE_RUNS = [  # (twice as wide, the small preset, step): stage 1 only, the same recipe and schedule
     ("wide/step-2000", "tts-voices/real", 2000), ("wide/step-3000", "tts-voices/real-3000", 3000),
-    ("wide/step-4000", "small-4000", 4000)]
+    ("wide/step-4000", "small-4000", 4000), ("wide/step-5000", "small-5000", 5000),
+    ("wide/step-7000", "small-7000", 7000), ("wide/step-8000", "small-8000", 8000)]  # a row once both are evaluated
+SPK_RUNS = [  # (with the auxiliary speaker classification loss, without, step): stage 1 only, the same recipe
+    ("spk/step-2000", "tts-voices/real", 2000)]
 CONDITION_FILES = {"two": "", "absent": "_absent", "lone": "_lone", "three": "_three"}
 
 
 def real310_reports(folder):
     """{run: {condition: report}} of the test split, and the oracle JSONs."""
     folder, runs = Path(folder) / REAL310, {}
-    for run in {r for r, _, _ in REAL310_RUNS} | {r for pair in TTS_RUNS + WIDE_RUNS for r in pair[:2]}:
+    for run in {r for r, _, _ in REAL310_RUNS} | {r for pair in TTS_RUNS + WIDE_RUNS + SPK_RUNS for r in pair[:2]}:
         runs[run] = {c: json.loads(p.read_text()) for c, suffix in CONDITION_FILES.items()
                      if (p := folder / run / f"eval_demo_test_clean{suffix}.json").is_file()}
     oracle = {p.stem: json.loads(p.read_text()) for p in sorted((folder / "oracle").glob("*.json"))}
@@ -732,7 +735,10 @@ def real310_section(folder=EVIDENCE):
              "with the synthetic voices"),
             (WIDE_RUNS, "Does a wider stage 1 do better? The same recipe, schedule and seed, the masker and speaker "
              "encoder twice as wide (`--mask-hidden 128 --mask-channels 16 --spk-hidden 128 --spk-dim 128`: 1.11M "
-             "parameters against the `small` preset's 0.31M)", "`small`", "twice as wide")):
+             "parameters against the `small` preset's 0.31M)", "`small`", "twice as wide"),
+            (SPK_RUNS, "Does an auxiliary speaker classification loss (`--spk-loss 0.01`: cross-entropy over the "
+             "training speakers on the enrollment's embedding) shorten the start near 0 dB? The same recipe, schedule "
+             "and seed", "without", "with it")):
         done = [(w, wo, step) for w, wo, step in arms if runs[w].get("two") and runs[wo].get("two")]
         if done:
             lines += [question + ", on the same two-voice test examples:", "",
