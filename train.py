@@ -420,7 +420,8 @@ def train_step(run, net, batch, optimizer, params, lr, stage):
     for g in optimizer.param_groups:
         g["lr"] = lr
     with autocast(device, args.amp):
-        speaker = torch.tensor([run.classes[s] for s in batch["speaker"]], device=device) if run.classes else None
+        speaker = torch.tensor([run.classes[s] for s in batch["speaker"]], device=device) \
+            if run.classes and stage == 1 else None  # only stage 1 trains the classifier
         loss = net(batch["mix"].to(device), batch["target"].to(device), batch["enroll"].to(device),
                    batch["enroll_lengths"].to(device), stage=stage, lengths=batch["lengths"].to(device), speaker=speaker)
     optimizer.zero_grad(set_to_none=True)
