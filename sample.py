@@ -105,6 +105,7 @@ def load_model(path, device):
     try:
         model = Mask2Flow(checkpoint_config(ckpt["config"]))
         model.load_state_dict(ckpt["ema"])
+        model.classifier = None  # training only (Config.spk_loss): extraction never reads it, nor counts it
     except InputError as e:
         raise InputError(f"checkpoint {path}: {e}") from None
     except (TypeError, RuntimeError, AssertionError) as e:

@@ -15,7 +15,7 @@ import torch
 import sample
 import train
 from data import DynamicMix
-from mask2flow import CONFIGS, Config, Mask2Flow
+from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters
 from test_data import make_librimix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,8 +213,9 @@ def test_speaker_loss_classifies_the_training_speakers_in_stage_1_only(corpus, t
     torch.manual_seed(0)  # train.py's seed: the weights it started from
     init = Mask2Flow(Config(**first["config"])).classifier.weight
     assert init.shape == first["model"]["classifier.weight"].shape and not same(init, first["model"]["classifier.weight"])
-    model, _ = sample.load_model(out / "ckpt_last.pt", torch.device("cpu"))  # extraction ignores it
-    assert model.classifier.out_features == len(speakers)
+    model, _ = sample.load_model(out / "ckpt_last.pt", torch.device("cpu"))  # extraction drops it
+    assert model.classifier is None and count_parameters(model) == sum(
+        count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit"))
     train.main(small(corpus, tmp_path / "s2", steps=(1,), config="small") + ["--stage", "2", "--stage1",
                                                                             str(out / "ckpt_stage1.pt")])
     assert torch.load(tmp_path / "s2" / "ckpt_last.pt", weights_only=False)["config"]["spk_loss"] == 0.1
