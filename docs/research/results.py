@@ -14,7 +14,7 @@ docs/research/evidence/, and from nothing else (its README.md says which command
   gpu/*.json                                  bash docs/research/gpu.sh docs/research/evidence/gpu (needs CUDA)
 
 A section whose files are missing says which command makes them. Runs that evaluate a system of the
-same name (e.g. "Mask2Flow 1 step") are training seeds of that system. test_docs.py rebuilds both
+same name (e.g. "Mask2Flow 1 step") are training seeds of that system. tests/test_results.py rebuilds both
 outputs with build() and readme_block() and fails on any difference.
 """
 
@@ -822,9 +822,8 @@ def build(evidence=EVIDENCE):
     lines = ["# Results", "",
              "<!-- Written by docs/research/results.py from docs/research/evidence; do not edit by hand: rerun it. -->",
              "", "Every number on this page is read from a file in [research/evidence/](research/evidence/README.md), "
-             "which says the "
-             "command that wrote it; each section names its files. `test_docs.py` fails when this page differs "
-             "from what they give.", ""]
+             "which says the command that wrote it; each section names its files. `tests/test_results.py` fails "
+             "when this page differs from what they give.", ""]
     lines += real310_section(evidence) + demo_sh_section(ev["demo_sh"].get(DEMO_SH))
     lines += ["## The former corpus", "", "The sections below measure the former demo corpus (16 real readers and "
               "synthetic voices; splits test, test-synth, test-seen). Where they name `pretrained/demo.pt`, it is the "
