@@ -651,7 +651,8 @@ TTS_RUNS = [  # (with the former synthetic voices, without, step): stage 1 only,
 WIDE_RUNS = [  # (twice as wide, the small preset, step): stage 1 only, the same recipe and schedule
     ("wide/step-2000", "tts-voices/real", 2000), ("wide/step-3000", "tts-voices/real-3000", 3000),
     ("wide/step-4000", "small-4000", 4000), ("wide/step-5000", "small-5000", 5000),
-    ("wide/step-7000", "small-7000", 7000), ("wide/step-8000", "small-8000", 8000)]  # a row once both are evaluated
+    ("wide/step-7000", "small-7000", 7000), ("wide/step-8000", "small-8000", 8000),
+    ("wide/step-11000", "small-11000", 11000)]  # a row once both are evaluated
 SPK_RUNS = [  # (with the auxiliary speaker classification loss, without, step): stage 1 only, the same recipe
     ("spk/step-2000", "tts-voices/real", 2000)]
 CONDITION_FILES = {"two": "", "absent": "_absent", "lone": "_lone", "three": "_three"}
