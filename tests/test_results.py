@@ -13,9 +13,7 @@ from scipy.stats import t as student_t
 
 from eval import SPLIT_LABELS, mean_ci, to_json
 from mask2flow import CONFIGS, Mask2Flow
-from test_docs import DOCS, RESEARCH, ROOT, load_docs_module
-
-results = load_docs_module("results")
+from test_docs import DOCS, RESEARCH, ROOT, load_docs_module, results  # results.py, loaded once
 
 
 def test_committed_results_rebuild_from_the_evidence():
