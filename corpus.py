@@ -10,7 +10,7 @@ speech/speakers.csv says which speakers are held out. The splits, under Libri2Mi
     dev         fixed two-speaker mixtures of the 15 dev speakers
     test        fixed mixtures of the 33 test speakers, never heard in training: the number that matters
     test-seen   fixed mixtures of utterances of training speakers that training never saw
-Four sources, two bands: LibriSpeech's MP3s stop near 5.8 kHz, speechocean762, Common Voice and VCTK
+Four sources, two bands: LibriSpeech (once MP3) stops near 5.8 kHz, speechocean762, Common Voice and VCTK
 are full band (to 8 kHz). Mixtures are made as LibriMix makes them (levels, clip protection, min
 mode, mix_both = mix_clean + noise), with coloured Gaussian noise where LibriMix has WHAM! noise.
 Utterance IDs are speaker-chapter-utterance, as LibriSpeech's; the speaker IDs are speech/'s.
@@ -53,7 +53,7 @@ def real_speech(speech=SPEECH):
         raise DataError(f"{table} is missing; it comes with the repository (`git checkout -- speech` restores it)")
     speakers = {r["speaker"]: r for r in read_csv(table, ("speaker", "source", "sex", "split", "seconds"))}
     files = {}
-    for source, pattern in (("librispeech", "*/*/*.mp3"), ("vctk", "*/*.opus"), ("speechocean762", "*/*.opus"),
+    for source, pattern in (("librispeech", "*/*/*.opus"), ("vctk", "*/*.opus"), ("speechocean762", "*/*.opus"),
                             ("commonvoice", "*/*.opus")):
         for p in sorted((speech / source).glob(pattern)):
             files[utterance_id(source, p)] = p
