@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common import RUNS, InputError, device_name, get_device, load_model, precision, row, run, steps_label
 from mask2flow import CONFIGS, Mask2Flow, count_parameters
-from sample import RUNS, InputError, device_name, get_device, load_model, precision, row, run, steps_label
 
 BENCH_SECONDS = 4.0  # length of the benchmark's input
 COMPILED_PARTS = ("spec", "wav", "embed_speaker", "masker", "dit")

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from data import (SAMPLE_RATE, AudioError, DataError, LibriMix, coloured_noise, load_audio, read_csv, rms_db,
-                  speaker_of, write_csv)
+from common import SAMPLE_RATE, AudioError, DataError, load_audio, read_csv, write_csv
+from data import LibriMix, coloured_noise, rms_db, speaker_of
 
 SPEECH = Path(__file__).resolve().parent / "speech"
 SIZES = {"dev": 100, "test": 300, "test-seen": 100}  # fixed mixtures per split

@@ -9,10 +9,9 @@ generate_librimix.sh). We read what they write:
 A mixture ID joins the LibriSpeech utterance IDs (speaker-chapter-utterance) of s1 and s2 with '_'.
 Each mixture gives two examples, s1 as target then s2; the enrollment is another utterance of the
 target's speaker, taken from s1/s2 of the same split: random in training, a fixed list otherwise.
-DynamicMix instead mixes training examples afresh every epoch from the same s1/s2 sources.
+DynamicMix mixes training examples afresh every epoch from the same s1/s2 sources instead.
 """
 import argparse
-import csv
 import math
 import os
 import re
@@ -22,66 +21,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
-SAMPLE_RATE = 16000
+from common import SAMPLE_RATE, AudioError, DataError, load_audio, read_csv, write_csv
+
 MIX_TYPES = {"clean": "mix_clean", "noisy": "mix_both"}
 SPEED = (0.9, 1.1)  # DynamicMix's speed perturbation range: new pseudo-speakers of every voice
 HOW_TO_GET = ("generate LibriMix with its upstream scripts (https://github.com/JorisCos/LibriMix, "
               "generate_librimix.sh), or build the offline demo corpus with `python corpus.py`")
-
-
-class AudioError(Exception):
-    """A file that cannot be used as audio. The message (one line) names the file."""
-
-
-class DataError(Exception):
-    """A corpus that cannot be read or built. The message (one line) says what to do."""
-
-
-SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
-
-
-def claimed_frames(path, channels, subtype):
-    """The sample count a RIFF/WAVE header claims (its data chunk's size), or None for other files."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if head[:4] != b"RIFF" or head[8:] != b"WAVE" or subtype not in SAMPLE_BYTES:
-            return None
-        while len(chunk := f.read(8)) == 8:
-            size = int.from_bytes(chunk[4:], "little")
-            if chunk[:4] == b"data":
-                return None if size in (0, 0xFFFFFFFF) else size // (channels * SAMPLE_BYTES[subtype])  # streamed
-            f.seek(size + size % 2, 1)
-    return None
-
-
-def load_audio(path, sample_rate=SAMPLE_RATE, return_rate=False):
-    """Read a sound file as float32 mono (L,), resampled to sample_rate (None keeps the file's). A WAV
-    file shorter than its header says (a truncated copy) is read as far as it goes, with a warning."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"audio file not found: {path}")
-    try:
-        with sf.SoundFile(path) as f:
-            claimed = claimed_frames(path, f.channels, f.subtype)
-            x, rate = f.read(dtype="float32", always_2d=True), f.samplerate  # (L, C)
-    except Exception as e:
-        raise AudioError(f"cannot read audio file {path}: {' '.join(str(e).split())}") from None
-    if claimed is not None and claimed > len(x):
-        print(f"warning: {path} is truncated: its header claims {claimed} samples, the file holds {len(x)}; "
-              f"using those", file=sys.stderr)
-    if x.size == 0:
-        raise AudioError(f"audio file is empty: {path}")
-    if not np.isfinite(x).all():
-        raise AudioError(f"audio file contains NaN or infinite samples: {path}")
-    x = x.mean(axis=1)  # downmix to mono
-    if sample_rate and rate != sample_rate:
-        g = math.gcd(rate, sample_rate)
-        x = resample_poly(x, sample_rate // g, rate // g).astype(np.float32)
-    return (x, rate) if return_rate else x
 
 
 def resolve_root(data):
@@ -89,27 +37,6 @@ def resolve_root(data):
     (a relative one from the current directory)."""
     repo = Path(__file__).resolve().parent
     return Path({"demo": repo / "data" / "demo", "LibriMix": os.environ.get("LIBRIMIX", repo / "LibriMix")}.get(data, data))
-
-
-def read_csv(path, required=()):
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
-    missing = [c for c in required if rows and c not in rows[0]]
-    if not rows or missing:
-        raise DataError(f"{path} is empty or lacks the columns {', '.join(missing or required)}")
-    return rows
-
-
-def write_csv(path, rows):
-    part = f"{path}.{os.getpid()}.part"  # then renamed: readers never see half a file
-    with open(part, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")  # as LibriMix's (pandas) CSVs
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(part, path)
 
 
 def libri2mix_dir(root):
@@ -160,13 +87,6 @@ def utterances_of(row, csv_path):
 
 def speaker_of(utt):
     return utt.split("-")[0]
-
-
-def keep_voices(speakers, share, seed):
-    """A seeded share of the speakers (at least one): the data ablation of docs/6. Each real speaker
-    is its own voice; speed perturbation makes pseudo-speakers of it, never a new voice."""
-    kept = set(np.random.default_rng(seed).permutation(sorted(speakers))[:max(1, round(share * len(speakers)))])
-    return [s for s in speakers if s in kept]
 
 
 def crop(x, n, rng):
@@ -250,9 +170,8 @@ class LibriMix(torch.utils.data.Dataset):
 
     def read_speakerbeam(self, path):
         """Lines '<mixture ID> <target utterance ID> <enrollment>' as in the SpeakerBeam recipe, the
-        enrollment being s1/<mixture ID> or s2/<mixture ID> of this split, or an utterance ID of it."""
+        enrollment being s1/<mixture ID> or s2/<mixture ID> of this split."""
         index = {mid: (srcs, utts) for mid, _, srcs, utts in self.mixtures}
-        files = {u: p for by_utt in self.utts.values() for u, p in by_utt}
         fixed, same = {}, 0
         for n, line in enumerate(path.read_text().splitlines(), 1):
             f = line.split()
@@ -262,12 +181,9 @@ class LibriMix(torch.utils.data.Dataset):
             if len(f) != 3 or f[1] not in utts:
                 raise DataError(f"{path}:{n}: expected '<mixture ID> <target utterance ID> <enrollment>', got: {line}")
             sub, _, other = f[2].partition("/")
-            if sub in ("s1", "s2") and other in index:
-                enroll, enroll_utt = index[other][0][int(sub[1]) - 1], index[other][1][int(sub[1]) - 1]
-            elif f[2] in files:
-                enroll, enroll_utt = files[f[2]], f[2]
-            else:
+            if sub not in ("s1", "s2") or other not in index:
                 raise DataError(f"{path}:{n}: enrollment {f[2]} is not a source of {self.split}")
+            enroll, enroll_utt = index[other][0][int(sub[1]) - 1], index[other][1][int(sub[1]) - 1]
             same += enroll_utt == f[1]
             fixed[f[0], utts.index(f[1]) + 1] = enroll
         missing = 2 * len(index) - len(fixed)
@@ -292,9 +208,8 @@ class LibriMix(torch.utils.data.Dataset):
         mix, target = crop(np.stack([mix[:n], target[:n]]), self.segment, rng)  # same window for both
         enroll = self.candidates(utts[k - 1]) if self.train else [self.fixed[mid, k]]
         enroll = crop(load_audio(enroll[rng.integers(len(enroll))], self.sample_rate), self.enroll_segment, rng)
-        return dict(mix=torch.from_numpy(mix), target=torch.from_numpy(target),
-                    enroll=torch.from_numpy(enroll), mixture_id=mid, target_index=k,
-                    speaker=speaker_of(utts[k - 1]))
+        return dict(mix=torch.from_numpy(mix), target=torch.from_numpy(target), enroll=torch.from_numpy(enroll),
+                    mixture_id=mid, target_index=k, speaker=speaker_of(utts[k - 1]))
 
 
 def rms_db(x):
@@ -305,34 +220,26 @@ class DynamicMix(torch.utils.data.Dataset):
     """Training examples mixed on the fly (dynamic mixing, as in the Asteroid, WeSep and SpeakerBeam
     recipes) from every source utterance (s1/s2 files, each once, its longest copy) of a LibriMix-layout
     split, grouped by speaker. Item i of epoch e depends on (seed, e, i) alone:
-      - a target utterance, another utterance of its speaker as the enrollment, an interferer utterance
-        of a different speaker;
-      - speed perturbation by a factor drawn from `speed` (resampling moves pitch and formants: a new
-        pseudo-speaker), one for the target and its enrollment, another for the interferer;
-      - random crops: `segment` seconds of the target (and as much of the interferer, zero-padded at a
-        random place when shorter), `enroll_segment` seconds of the enrollment (None: whole);
-      - the target at -33..-25 dBFS, the interferer -rel_db..rel_db dB from it (whole utterances, as
-        LibriMix levels them); with mix_type "noisy", a noise file of the split at -38..-30 dBFS;
-      - a share `single` without interferer, a share `absent` with the target's speaker absent (mix =
-        interferers only, target = silence: the model must return near silence), and among the others
-        a share `three` with a second interferer;
-      - `lowpass`: the share of recordings (each apart) low-passed at 3.5-7.5 kHz, as a band-limited
-        microphone or codec does (LibriSpeech's MP3s stop near 5.8 kHz);
-      - `light_noise`: the share of items with coloured noise (1/f^0..2) 15-30 dB below the target;
-      - `voices` < 1: only a seeded share of the split's speakers (keep_voices).
-    A mixture that would clip is scaled down with its target. `length` items make an epoch (default:
-    two per mixture, as LibriMix). The item is LibriMix's; its mixture_id joins the utterances mixed,
-    the target's first ('absent_' before it when absent)."""
+      - a target utterance, another of its speaker as the enrollment, an interferer of another speaker,
+        each crop `segment` seconds (the enrollment `enroll_segment`; the interferer zero-padded);
+      - speed perturbation by factors drawn from `speed` (a new pseudo-speaker: pitch and formants move),
+        one for the target and its enrollment, another for the interferer;
+      - the target at -33..-25 dBFS, the interferer within +-rel_db dB of it; "noisy": a noise file at -38..-30;
+      - shares: `single` without interferer, `absent` with the target absent (target = silence), `three`
+        with a second interferer, `lowpass` recordings low-passed at 3.5-7.5 kHz (a band-limited channel),
+        `light_noise` with coloured noise (1/f^0..2) 15-30 dB below the target.
+    A mixture that would clip is scaled down with its target; `length` items make an epoch (default two
+    per mixture). The mixture_id joins the utterances mixed, the target's first ('absent_' if absent)."""
 
     def __init__(self, root, split="train-100", mix_type="clean", freq="16k", mode="min", segment=3.0,
                  sample_rate=SAMPLE_RATE, seed=0, enroll_segment=None, length=None, single=0.1,
-                 speed=SPEED, rel_db=5.0, voices=1.0, absent=0.0, three=0.0, lowpass=0.0, light_noise=0.0):
+                 speed=SPEED, rel_db=5.0, absent=0.0, three=0.0, lowpass=0.0, light_noise=0.0):
         shares = dict(single=single, absent=absent, three=three, lowpass=lowpass, light_noise=light_noise)
         if not (all(0 <= v <= 1 for v in shares.values()) and single + absent <= 1 and 0.5 <= speed[0] <= speed[1] <= 2
-                and rel_db >= 0 and 0 < voices <= 1):
+                and rel_db >= 0):
             raise DataError(f"DynamicMix needs shares in [0, 1] (single + absent <= 1), 0.5 <= speed low <= high <= 2, "
-                            f"rel_db >= 0, 0 < voices <= 1; got {', '.join(f'{k} {v}' for k, v in shares.items())}, "
-                            f"speed {tuple(speed)}, rel_db {rel_db}, voices {voices}")
+                            f"rel_db >= 0; got {', '.join(f'{k} {v}' for k, v in shares.items())}, "
+                            f"speed {tuple(speed)}, rel_db {rel_db}")
         self.sample_rate, self.seed, self.epoch, self.speed, self.rel_db = sample_rate, seed, 0, tuple(speed), rel_db
         self.single, self.absent, self.three, self.lowpass, self.light_noise = single, absent, three, lowpass, light_noise
         self.segment = None if segment is None else int(segment * sample_rate)
@@ -350,8 +257,6 @@ class DynamicMix(torch.utils.data.Dataset):
         self.utts = defaultdict(list)  # speaker -> [(utterance ID, file)], sorted
         for u, (_, p) in sorted(longest.items()):
             self.utts[speaker_of(u)].append((u, p))
-        if voices < 1:
-            self.utts = {s: self.utts[s] for s in keep_voices(sorted(self.utts), voices, seed)}
         self.targets = [(s, j) for s in sorted(self.utts) if len(self.utts[s]) > 1 for j in range(len(self.utts[s]))]
         self.pool = [(s, j) for s in sorted(self.utts) for j in range(len(self.utts[s]))]
         self.noise = sorted({path(r["noise_path"]) for r in rows}) if noise else []
@@ -365,10 +270,6 @@ class DynamicMix(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch):
         self.epoch = epoch
-
-    def voices(self):
-        """The speakers it mixes from, sorted."""
-        return sorted(self.utts)
 
     def __len__(self):
         return self.length

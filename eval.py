@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from scipy.stats import t as student_t
 
-from data import SPEED, DataError, DynamicMix, LibriMix, libri2mix_dir, load_audio, read_csv, resolve_root, speaker_of
+from common import (CHUNK_SECONDS, DataError, device_name, extract_batch, extract_long, find_checkpoint, get_device,
+                    load_audio, load_model, row, run, steps_label)
+from data import SPEED, LibriMix, libri2mix_dir, read_csv, resolve_root, speaker_of
 from mask2flow import count_parameters, si_sdr
-from sample import (CHUNK_SECONDS, device_name, extract_batch, extract_long, find_checkpoint, get_device, load_model, row,
-                    run, steps_label)
 
 METRICS = {"si_sdr": "SI-SDR (dB)", "si_sdri": "SI-SDRi (dB)", "pesq": "PESQ-WB", "estoi": "ESTOI",
            "spk_sim": "spk sim"}
@@ -173,20 +173,6 @@ class Condition(torch.utils.data.Dataset):
 # evaluation of a whole split
 
 
-def trained_voices(ckpt):
-    """The voices the checkpoint trained on when train.py --voices kept only some (results.py splits the
-    seen speakers by them), else None."""
-    w = ckpt.get("args") or {}  # train.py's arguments (none in a shipped checkpoint)
-    if w.get("voices", 1.0) >= 1:
-        return None
-    try:
-        return DynamicMix(resolve_root(w["data"]), w["train_split"], freq=w["freq"], mode=w["mode"],
-                          seed=w["seed"], voices=w["voices"]).voices()
-    except DataError as e:
-        print(f"note: the voices it trained on are not reported ({e})", file=sys.stderr)
-        return None
-
-
 def score_split(model, dataset, n, systems, fns, args):
     """Every system on the first n examples, one padded forward pass per batch and system. Returns
     scores[system][metric] (a list over examples, None where the metric failed), the examples' ids,
@@ -271,7 +257,7 @@ def evaluate(args):
     device = get_device(args.device)
     ckpt_path = Path(args.ckpt) if args.ckpt else find_checkpoint()
     model, ckpt = load_model(ckpt_path, device)
-    trained_with, heard = ckpt.get("args") or {}, trained_voices(ckpt)
+    trained_with = ckpt.get("args") or {}  # train.py's arguments (none in a shipped checkpoint)
     root = resolve_root(args.data)
     data_name = args.data if args.data in ("demo", "LibriMix") else Path(args.data).resolve().name
     mix_type = "noisy" if args.noisy else "clean"
@@ -293,8 +279,7 @@ def evaluate(args):
         report = {"data": data_name, "root": str(root), "split": split, "label": SPLIT_LABELS.get(split, split),
                   "condition": condition, "mix_type": mix_type, "n": n, "checkpoint": str(ckpt_path), "stage": ckpt.get("stage"),
                   "step": ckpt.get("step"), "seed": trained_with.get("seed"),
-                  "trained_on": trained_with.get("stage1"), "voices": trained_with.get("voices", 1.0),
-                  "speed": list(trained_with.get("speed", SPEED)), "trained_voices": heard,
+                  "trained_on": trained_with.get("stage1"), "speed": list(trained_with.get("speed", SPEED)),
                   "config": ckpt["config"],
                   "parameters": {"total": count_parameters(model),
                                  **{part: count_parameters(getattr(model, part)) for part in ("speaker", "masker", "dit")}},

@@ -50,8 +50,7 @@ def stft(x, n_fft, hop):
 
 
 def istft(X, n_fft, hop, length, frames=None):
-    """Inverse of stft: overlap-add divided by the summed squared window of the real frames (B, T)
-    (default all), so padding never dims the signal's end."""
+    """Inverse of stft: overlap-add over the summed squared window of the real frames only (B, T; default all)."""
     w = hann(n_fft, X.device)
     m = every_frame(X, frames)[:, :, None].to(X.dtype)  # (B, T, 1)
     spec = torch.complex(X[:, 0], X[:, 1]).transpose(1, 2)  # (B, T, F)
@@ -279,8 +278,8 @@ class FinalLayer(nn.Module):
 
 
 class Skip(nn.Module):
-    """A per-bin linear map of [x_t, Y] straight to the velocity, its gains set by c: it can keep or
-    subtract x_t exactly (the -x0 of x1 - x0), which a token of D < 2 F p numbers cannot carry."""
+    """Ours, not the paper's: a per-bin linear map of [x_t, Y] straight to the velocity, its gains set by c.
+    It can keep or subtract x_t exactly (the -x0 of x1 - x0), which a token of D < 2 F p numbers cannot."""
 
     def __init__(self, Fq, D):
         super().__init__()
@@ -294,8 +293,7 @@ class Skip(nn.Module):
 
 
 class DiT(nn.Module):
-    """v(xt, t | Y, e): [xt, Y] cut into tokens of p frames (all bins), conditioned by
-    c = MLP(time embedding) + W e through adaLN-Zero, plus a per-bin skip."""
+    """v(xt, t | Y, e): [xt, Y] in tokens of p frames, conditioned on c = MLP(time) + W e by adaLN-Zero."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -340,14 +338,12 @@ class Config:
     spk_hidden: int = 64
     spk_dim: int = 64  # E
     spk_stride: int = 1  # time stride of each conv layer: the embedding pools over time anyway
-    spk_loss: float = 0.0  # weight of the auxiliary speaker classification (cross-entropy) of the enrollment
-    spk_classes: int = 0  # training speakers it classifies; train.py sets it when spk_loss > 0
     # stage 1 masker
     mask_channels: int = 8  # C of the 2-D convs
     mask_layers: int = 2  # 2-D convs (the first two halve F); the TCN gives the time context
     mask_hidden: int = 64  # H per frame after the bottleneck
     mask_blocks: int = 8  # TCN blocks, dilations 1, 2, ... 128 frames
-    mask_wave_loss: float = 0.0  # weight of -SI-SDR (dB) of the masked mixture's waveform; 0: the MSE alone
+    mask_wave_loss: float = 0.0  # ours, not the paper's: weight of -SI-SDR (dB) of M * Y's waveform; 0: MSE alone
     # stage 2 DiT
     patch: int = 4  # frames per token (32 ms)
     dit_width: int = 64
@@ -359,7 +355,7 @@ class Config:
     noise_std: float = 0.5  # std of x0 when start == "noise", roughly that of compressed speech
     t_zero: float = 0.25  # share of each batch trained at exactly t = 0, where one step evaluates
     t_power: float = 2.0  # other t = u ** t_power, u ~ U[0, 1]: > 1 puts more mass near t = 0
-    wave_loss: float = 0.0  # weight of -SI-SDR (dB) of the x1 that v implies, x_t + (1 - t) v; 0: flow loss alone
+    wave_loss: float = 0.0  # ours, not the paper's: weight of -SI-SDR (dB) of x_t + (1 - t) v; 0: flow loss alone
 
     @property
     def n_freqs(self):
@@ -383,8 +379,6 @@ class Mask2Flow(nn.Module):
         self.masker = Masker(cfg)
         self.dit = DiT(cfg)
         self.initialize_weights()
-        # training only, made last: with or without it, the other weights start the same
-        self.classifier = nn.Linear(cfg.spk_dim, cfg.spk_classes) if cfg.spk_classes else None
 
     def initialize_weights(self):
         """As DiT: xavier linears, normal(0.02) time MLP, and zero every FiLM, adaLN modulation, the final
@@ -430,29 +424,25 @@ class Mask2Flow(nn.Module):
 
     # --- stage 2: flow matching from x0 to x1 ---
     def start(self, Y, spk, frames=None):
-        """x0, where the flow starts: the masked spectrogram, the mixture, or Gaussian noise."""
-        if self.cfg.start == "masked":
-            return self.mask(Y, spk, frames)
-        if self.cfg.start == "mixture":
-            return Y
-        return self.cfg.noise_std * torch.randn_like(Y) * every_frame(Y, frames)[:, None, None, :]  # none on padding
+        """x0, where the flow starts: the masked spectrogram, the mixture, or Gaussian noise (none on padding)."""
+        if self.cfg.start == "noise":
+            return self.cfg.noise_std * torch.randn_like(Y) * every_frame(Y, frames)[:, None, None, :]
+        return self.mask(Y, spk, frames) if self.cfg.start == "masked" else Y
 
     def sample_t(self, B, device):
         """t in [0, 1]: a share at exactly 0 (the one-step evaluation point), the rest skewed to 0."""
         t = torch.rand(B, device=device) ** self.cfg.t_power
         return torch.where(torch.rand(B, device=device) < self.cfg.t_zero, torch.zeros_like(t), t)
 
-    def forward(self, mix, target, ref, ref_lengths=None, stage=1, lengths=None, speaker=None):
-        """Training loss of one stage; stage 2 keeps stage 1 frozen. mix, target (B, L), ref (B, Le);
-        speaker (B,): the enrolled speaker's class, for the auxiliary loss of stage 1 (spk_loss)."""
+    def forward(self, mix, target, ref, ref_lengths=None, stage=1, lengths=None):
+        """Training loss of one stage; stage 2 keeps stage 1 frozen. mix, target (B, L), ref (B, Le)."""
         scale, Y, frames, lengths = self.front(mix, lengths)
         x1 = self.spec(target / scale) * frames[:, None, None, :]  # at the mixture's scale
         if stage == 1:
             spk = self.embed_speaker(ref, ref_lengths)
             xm = self.mask(Y, spk, frames)
             wave = self.wave_si_sdr(xm, x1, frames, lengths) if self.cfg.mask_wave_loss > 0 else 0
-            who = F.cross_entropy(self.classifier(spk), speaker) if self.cfg.spk_loss > 0 else 0
-            return masked_mse(xm, x1, frames) - self.cfg.mask_wave_loss * wave + self.cfg.spk_loss * who
+            return masked_mse(xm, x1, frames) - self.cfg.mask_wave_loss * wave
         with torch.no_grad():
             spk = self.embed_speaker(ref, ref_lengths)
             x0 = self.start(Y, spk, frames)
@@ -469,9 +459,8 @@ class Mask2Flow(nn.Module):
         return masked_mse(v, ut, frames) - self.cfg.wave_loss * wave
 
     def wave_si_sdr(self, est, ref, frames=None, lengths=None):
-        """Batch mean SI-SDR (dB, capped at 30 so that lone targets do not outweigh the mixtures) of the
-        waveforms of two compressed spectrograms. A silent target (the enrolled speaker absent) has
-        none: it counts 0, and the squared error alone pulls its output to silence."""
+        """Batch mean SI-SDR (dB, capped at 30: lone targets must not outweigh mixtures) of the waveforms of two
+        compressed spectrograms; a silent target (speaker absent) counts 0, its MSE pulls it to silence."""
         L = self.cfg.hop * (est.shape[-1] - 1) if lengths is None else int(lengths.max())
         present = (ref.abs().flatten(1).amax(1) > 0).to(ref.dtype)  # (B,)
         return (si_sdr(self.wav(est, L, frames), self.wav(ref, L, frames), lengths, cap_db=30) * present).mean()

@@ -311,24 +311,6 @@ def test_mask_wave_loss_scores_the_masked_mixture(device):
     assert torch.allclose(with_term, expected, rtol=1e-4)
     assert not torch.allclose(with_term, mse, rtol=1e-4)
 
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_speaker_loss_adds_the_cross_entropy_of_the_enrollment_and_changes_no_init(device):
-    """With spk_loss, stage 1's loss adds spk_loss times the cross-entropy of the classifier on the
-    enrollment's embedding; the classifier is made last, so the other weights start as without it."""
-    plain, model = tiny_model(device), tiny_model(device, spk_loss=0.5, spk_classes=5)
-    assert plain.classifier is None and model.classifier.out_features == 5
-    rest = {k: v for k, v in model.state_dict().items() if not k.startswith("classifier.")}
-    assert rest.keys() == plain.state_dict().keys() and all(torch.equal(v, rest[k]) for k, v in plain.state_dict().items())
-    model = nontrivial(model)
-    mix, target, ref = (random_audio(i, 3, 4000, device=device) for i in range(3))
-    speaker = torch.tensor([4, 0, 4], device=device)
-    with_term = model(mix, target, ref, stage=1, speaker=speaker)
-    model.cfg.spk_loss = 0.0
-    mse = model(mix, target, ref, stage=1, speaker=speaker)
-    ce = torch.nn.functional.cross_entropy(model.classifier(model.embed_speaker(ref)), speaker)
-    assert torch.allclose(with_term, mse + 0.5 * ce, rtol=1e-4) and ce > 0
-
 # --- the Euler sampler ---
 
 

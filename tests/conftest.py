@@ -1,5 +1,5 @@
-"""Checkpoints shared by test_sample.py, test_eval.py and test_bench.py: tiny models saved in the
-format train.py writes."""
+"""Checkpoints shared by test_sample.py, test_common.py, test_eval.py and test_bench.py: tiny models
+saved in the format train.py writes."""
 
 import dataclasses
 
