@@ -61,13 +61,13 @@ def cmd_spectrograms(args):
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.4), sharey=True)
     for ax, k in zip(axes, titles):
         im = ax.imshow(db[k], origin="lower", aspect="auto", extent=extent, vmin=top - FLOOR_DB, vmax=top, cmap="magma")
-        note = "(reference)" if k == "target" else f"SI-SDR {score[k]:.1f} dB, target energy missing " \
+        note = "(reference)" if k == "target" else f"SI-SDR {score[k]:.1f} dB\ntarget energy missing " \
             f"{100 * missing[k] / energy:.0f}%"
         ax.set_title(f"{titles[k]}\n{note}", fontsize=9)
         ax.set_xlabel("time (s)")
     axes[0].set_ylabel("frequency (kHz)")
     fig.colorbar(im, ax=axes, label="power (dB, shared scale)", pad=0.01)
-    fig.suptitle(f"{mid}: log-power STFT; {name}", fontsize=10, y=1.04)
+    fig.suptitle(f"{mid}: log-power STFT; {name}", fontsize=10, y=1.1)
     save(fig, args, "spectrograms.png")
 
     audible = db["target"] > top - 50  # where each output lacks (blue) or exceeds (red) the target
