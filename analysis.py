@@ -211,9 +211,9 @@ def main(argv=None):
         p.error("--limit must be at least 2 (an interval needs two mixtures)")
     try:
         model = load_model(args.ckpt, torch.device("cpu"))[0].eval()
-        torch.set_grad_enabled(False)
         print(f"{args.command} of {checkpoint_name(args.ckpt)} on {args.data} {args.split}, first {args.limit} examples")
-        report = COMMANDS[args.command](model, args)
+        with torch.no_grad():  # not set_grad_enabled: main() also runs inside the tests' process
+            report = COMMANDS[args.command](model, args)
     except (DataError, OSError) as e:
         sys.exit(f"error: {e}")
     if args.output:
