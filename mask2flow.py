@@ -110,6 +110,15 @@ def modulate(x, shift, scale):
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
 
 
+def mel_filterbank(n_mels, n_fft, sample_rate):
+    """(n_mels, F) triangular filters evenly spaced on the mel scale, m = 2595 log10(1 + f / 700) (HTK)."""
+    mel = lambda f: 2595 * math.log10(1 + f / 700)
+    edges = 700 * (10 ** (torch.linspace(0, mel(sample_rate / 2), n_mels + 2) / 2595) - 1)  # (M + 2,) Hz
+    f = torch.arange(n_fft // 2 + 1) * sample_rate / n_fft  # (F,) Hz of each bin
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]  # (M, 1) each
+    return ((f - lo) / (mid - lo)).minimum((hi - f) / (hi - mid)).clamp_min(0)  # (M, F)
+
+
 def timestep_embedding(t, dim, max_period=10000):
     """Sinusoidal embedding of (B,) times in [0, 1] (scaled by 1000 as in DiT) -> (B, dim)."""
     half = dim // 2
@@ -127,20 +136,23 @@ def position_embedding(N, dim, device):
 
 
 class SpeakerEncoder(nn.Module):
-    """Conv net over the log-magnitude spectrogram + attentive statistics pooling. Padded frames are zeroed
-    after every layer and not pooled: a zero-padded enrollment has the embedding of the unpadded one."""
+    """Conv net over the log-magnitude (or log-mel) spectrogram + attentive statistics pooling. Padded frames are
+    zeroed after every layer and not pooled: a zero-padded enrollment has the embedding of the unpadded one."""
 
     def __init__(self, cfg):
         super().__init__()
         C, D, self.stride = cfg.spk_channels, cfg.spk_hidden, cfg.spk_stride
+        mel = mel_filterbank(cfg.spk_mels, cfg.n_fft, cfg.sample_rate) if cfg.spk_mels else None
+        self.register_buffer("mel", mel, persistent=False)  # fixed, so not in checkpoints
         self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else C, C, 3, stride=(2, self.stride), padding=1)
                                     for i in range(cfg.spk_layers)])  # stride 2 in frequency, spk_stride in time
-        self.proj = nn.Conv1d(C * math.ceil(cfg.n_freqs / 2 ** cfg.spk_layers), D, 1)  # each conv: ceil(F / 2) bins
+        bins = math.ceil((cfg.spk_mels or cfg.n_freqs) / 2 ** cfg.spk_layers)  # each conv: ceil(F / 2) bins
+        self.proj = nn.Conv1d(C * bins, D, 1)
         self.attention = nn.Sequential(nn.Conv1d(D, D // 4, 1), nn.Tanh(), nn.Conv1d(D // 4, 1, 1))
         self.out = nn.Linear(2 * D, cfg.spk_dim)
 
     def forward(self, logmag, mask):
-        """logmag (B, 1, F, T), mask (B, T) bool -> (B, E) with ||e|| = 1."""
+        """logmag (B, 1, F, T) (F: mel bands when spk_mels), mask (B, T) bool -> (B, E) with ||e|| = 1."""
         h = logmag * mask[:, None, None, :]
         for conv in self.convs:
             mask = mask[:, ::self.stride]  # a frame is real if the centre of its window is
@@ -338,6 +350,7 @@ class Config:
     spk_hidden: int = 64
     spk_dim: int = 64  # E
     spk_stride: int = 1  # time stride of each conv layer: the embedding pools over time anyway
+    spk_mels: int = 0  # > 0: log-mel bands in, not every STFT bin: a cheaper step (bench.py --train)
     # stage 1 masker
     mask_channels: int = 8  # C of the 2-D convs
     mask_layers: int = 2  # 2-D convs (the first two halve F); the TCN gives the time context
@@ -415,8 +428,10 @@ class Mask2Flow(nn.Module):
         """ref (B, Le) waveform, zero-padded past ref_lengths -> (B, E)."""
         ref_lengths = torch.full_like(ref[:, 0], ref.shape[1], dtype=torch.long) if ref_lengths is None else ref_lengths
         X = stft(ref * first(ref_lengths, ref.shape[-1]) / rms(ref, ref_lengths), self.cfg.n_fft, self.cfg.hop)
-        logmag = torch.log(X.pow(2).sum(1, keepdim=True) + 1e-5)  # (B, 1, F, T) at unit RMS
-        return self.speaker(logmag, frame_mask(ref_lengths, X.shape[-1], self.cfg.hop))
+        power = X.pow(2).sum(1, keepdim=True)  # (B, 1, F, T) at unit RMS
+        if self.speaker.mel is not None:
+            power = torch.einsum("mf,bcft->bcmt", self.speaker.mel, power)  # (B, 1, M, T)
+        return self.speaker(torch.log(power + 1e-5), frame_mask(ref_lengths, X.shape[-1], self.cfg.hop))
 
     # --- stage 1: masking ---
     def mask(self, Y, spk, frames=None):

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from mask2flow import (CONFIGS, Attention, Config, FrameNorm, Mask2Flow, Skip, compress, count_parameters, decompress,
-                       istft, masked_mse, rms, si_sdr, stft, straight_path)
+                       istft, masked_mse, mel_filterbank, rms, si_sdr, stft, straight_path)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TINY = CONFIGS["tiny"]
@@ -157,11 +157,27 @@ def test_shapes_and_ranges(device, B, L, Le, seed):
     assert model.extract(mix, ref).shape == (B, L)
 
 
+def test_mel_filterbank_tiles_the_band_in_triangles():
+    """Each filter is a triangle peaking (near) 1 between its neighbours' centres; centres rise on the mel
+    scale; every bin from the first centre to the last is covered. Checked against librosa where installed."""
+    fb = mel_filterbank(64, 512, 16000)  # (M, F)
+    assert fb.shape == (64, 257) and fb.min() >= 0 and fb.max() <= 1
+    centres = fb.argmax(1)
+    assert (centres[1:] >= centres[:-1]).all() and (fb.amax(1)[8:] > 0.5).all()
+    assert (fb[:, centres[0]:centres[-1] + 1].sum(0) > 0).all()
+    try:
+        import librosa
+    except ImportError:
+        return
+    ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, htk=True, norm=None)
+    assert torch.allclose(fb, torch.from_numpy(ref).float(), atol=1e-4)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @given(Le=st.integers(300, 8000), pad=st.integers(1, 4000), seed=st.integers(0, 99))
-@pytest.mark.parametrize("stride", [1, 4])
-def test_speaker_embedding_ignores_zero_padding(device, Le, pad, seed, stride):
-    model = tiny_model(device, spk_stride=stride).eval()
+@pytest.mark.parametrize("stride, mels", [(1, 0), (4, 0), (2, 64)])
+def test_speaker_embedding_ignores_zero_padding(device, Le, pad, seed, stride, mels):
+    model = tiny_model(device, spk_stride=stride, spk_mels=mels).eval()
     for p in model.speaker.parameters():  # random weights, so the test does not pass by accident
         torch.nn.init.normal_(p, std=0.2)
     ref = random_audio(seed, 1, Le, device=device)
