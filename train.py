@@ -219,7 +219,7 @@ def open_run(run):
     if run.master:
         if ckpt is not None:  # rows past the checkpoint will be written again
             rows = read_csv(out / "log.csv", ("stage", "step"))
-            write_csv(out / "log.csv", [{**r, "minutes": r.get("minutes", "")} for r in rows
+            write_csv(out / "log.csv", [{**r, **{k: r.get(k, "") for k in ("minutes", "cpu_minutes")}} for r in rows
                                         if (int(r["stage"]), int(r["step"])) <= (ckpt["stage"], ckpt["step"])])
         out.mkdir(parents=True, exist_ok=True)
         if stage1 is not None:
@@ -243,8 +243,8 @@ def load_data(args, cfg):
     return root, train_set, data.LibriMix(root, args.dev_split, segment=None, **kw)
 
 
-def validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes):
-    """Dev SI-SDR of the EMA model, a log row, ckpt_last.pt, and ckpt_best.pt when it is the best of
+def validate_and_save(run, model, ema, optimizer, stage, step, best, log, clock):
+    """Dev SI-SDR of the EMA model, a log row with the clock, ckpt_last.pt, and ckpt_best.pt when it is the best of
     this stage. Every rank calls it (each saves its RNG state); rank 0 does the rest. Returns the best."""
     args, cfg = run.args, run.cfg
     rng = rng_states(run)
@@ -254,13 +254,13 @@ def validate_and_save(run, model, ema, optimizer, stage, step, best, log, minute
         print(f"stage {stage} step {step} dev SI-SDR: mixture {val['mixture']:.2f} mask {val['mask']:.2f} "
               f"1-step {val['flow1']:.2f} dB" + (" (best)" if score > best else ""), flush=True)
         append_row(run.out / "log.csv", {"stage": stage, "step": step, "train_loss": float(np.mean(log)) if log else float("nan"),
-                                         **{f"dev_{k}": v for k, v in val.items()}, "minutes": minutes})
+                                         **{f"dev_{k}": v for k, v in val.items()}, **clock})
         best = max(best, score)
         data_opts = {k: getattr(args, k) for k in ("data", "noisy", "freq", "mode", "train_split", "dev_split",
                                                    "segment", "enroll_segment")}
         state = {"config": dataclasses.asdict(cfg), "model": model.state_dict(), "ema": ema.state_dict(),
                  "optimizer": optimizer.state_dict(), "stage": stage, "step": step, "best_val": best,
-                 "val": val, "minutes": minutes, "rng": rng, "data": data_opts, "args": vars(args)}
+                 "val": val, **clock, "rng": rng, "data": data_opts, "args": vars(args)}
         if score == best:
             save_checkpoint(state, run.out / "ckpt_best.pt")
         save_checkpoint(state, run.out / "ckpt_last.pt")
@@ -318,12 +318,13 @@ def train_stage(run, model, stage, ckpt, train_set):
         load_stage1(run, model)
     params, optimizer = make_optimizer(model, stage, args)
     ema = copy.deepcopy(model).eval()
-    step, best, minutes_before = 0, -float("inf"), 0.0
+    step, best, minutes_before, cpu = 0, -float("inf"), 0.0, 0.0
     if resuming:  # where ckpt left the stage: its optimizer, EMA and this rank's RNG state
         optimizer.load_state_dict(ckpt["optimizer"])
         ema.load_state_dict(model_weights(ckpt["ema"]))
         set_rng_state(ckpt["rng"][run.rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
         step, best, minutes_before = ckpt["step"], ckpt["best_val"], ckpt.get("minutes", 0.0)
+        cpu = ckpt.get("cpu_minutes", 0.0)
     max_steps = args.max_steps[min(stage, len(args.max_steps)) - 1]
     max_minutes = args.max_minutes and args.max_minutes[min(stage, len(args.max_minutes)) - 1]
     net = torch.compile(model) if args.compile else model
@@ -331,7 +332,8 @@ def train_stage(run, model, stage, ckpt, train_set):
 
     t_start, first_step, seen, log = time.time(), step, 0, []
     minutes = lambda: minutes_before + (time.time() - t_start) / 60  # this stage's wall time, over resumes
-    checkpoint = lambda: validate_and_save(run, model, ema, optimizer, stage, step, best, log, minutes())
+    clock = lambda: {"minutes": minutes(), "cpu_minutes": cpu}  # wall time; CPU time of the training steps alone
+    checkpoint = lambda: validate_and_save(run, model, ema, optimizer, stage, step, best, log, clock())
     if stage == 2 and not resuming:  # step 0 is a candidate too: its zero velocity returns the mask
         best = checkpoint()
     stream = batches(train_set, args, step, run.rank, run.world)
@@ -342,9 +344,10 @@ def train_stage(run, model, stage, ckpt, train_set):
             if step != first_step and step % args.eval_every:  # else this step's checkpoint exists
                 best = checkpoint()
             break
-        batch, lr = next(stream), get_lr(step, max_steps, args)
+        tick, batch, lr = time.process_time(), next(stream), get_lr(step, max_steps, args)  # tick: CPU time
         log.append(train_step(run, net, batch, optimizer, params, lr, stage))
         update_ema(ema, model, step, args.ema_decay)
+        cpu += (time.process_time() - tick) / 60  # of this process's threads, validation apart: bench.py --curve
         step += 1
         seen += len(batch["mix"]) * run.world
         if master and (step % args.log_every == 0 or step == max_steps):
@@ -369,18 +372,17 @@ def main(argv=None):
         root, train_set, run.dev_set = load_data(run.args, run.cfg)
     except (InputError, DataError, AudioError) as e:
         raise SystemExit(f"error: {e}")
-    args = run.args
 
     # the model, and the stages left to train
-    torch.manual_seed(args.seed + run.rank)
+    torch.manual_seed(run.args.seed + run.rank)
     model = Mask2Flow(run.cfg).to(run.device)
-    stages = {"1": [1], "2": [2], "all": [1, 2]}[args.stage]
+    stages = {"1": [1], "2": [2], "all": [1, 2]}[run.args.stage]
     if ckpt is not None:
         model.load_state_dict(model_weights(ckpt["model"]))
         stages = [s for s in stages if s >= ckpt["stage"]]
     if run.master:
         n = sum(p.numel() for p in model.parameters())
-        print(f"{args.config} model, {n / 1e6:.2f}M parameters, start={run.cfg.start}, on {run.device} x{run.world}; "
+        print(f"{run.args.config} model, {n / 1e6:.2f}M parameters, start={run.cfg.start}, on {run.device} x{run.world}; "
               f"{len(train_set)} training examples from {root}; writing {run.out}")
     for stage in stages:
         train_stage(run, model, stage, ckpt, train_set)

@@ -87,12 +87,14 @@ def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_run_does(corpus
     assert a[:2] == b[:2] == (2, 3)
     assert same(a[2], b[2]) and same(a[3], b[3]) and same(a[4], b[4])
     log_a, log_b = read_log(tmp_path / "a" / "log.csv"), read_log(tmp_path / "b" / "log.csv")
-    assert [r.pop("minutes") != "" for r in log_b] == [True] * len(log_b)  # wall time differs, the rest must not
-    assert [{k: v for k, v in r.items() if k != "minutes"} for r in log_a] == log_b
+    clocks = ("minutes", "cpu_minutes")
+    assert [r.pop(k) != "" for r in log_b for k in clocks] == [True] * 2 * len(log_b)  # times differ, the rest must not
+    assert [{k: v for k, v in r.items() if k not in clocks} for r in log_a] == log_b
     assert [(r["stage"], r["step"]) for r in log_b] == [("1", "2"), ("1", "4"), ("2", "0"), ("2", "2"), ("2", "3")]
-    for stage in (1, 2):  # each stage's clock goes on across the crash
-        minutes = [float(r["minutes"]) for r in log_a if r["stage"] == str(stage)]
+    for stage, clock in ((1, "minutes"), (2, "minutes"), (1, "cpu_minutes"), (2, "cpu_minutes")):
+        minutes = [float(r[clock]) for r in log_a if r["stage"] == str(stage)]  # each stage's clocks go on
         assert minutes == sorted(minutes) and minutes[0] >= 0
+    assert float(log_a[1]["cpu_minutes"]) > float(log_a[0]["cpu_minutes"])  # training steps take CPU time
 
 
 @pytest.mark.slow
