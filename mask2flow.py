@@ -229,9 +229,8 @@ class Masker(nn.Module):
         self.bottleneck = nn.Conv1d(C * math.ceil(cfg.n_freqs / 2 ** min(2, cfg.mask_layers)), H, 1)
         self.blocks = nn.ModuleList([TCNBlock(H, E, 2 ** (i % 8)) for i in range(cfg.mask_blocks)])
         self.out = nn.Conv1d(H, cfg.n_freqs, 1)
-        self.out_louder = nn.Conv1d(H, cfg.n_freqs, 1) if cfg.mask_louder > 0 else None  # training only
 
-    def forward(self, Y, spk, frames=None, louder=False):
+    def forward(self, Y, spk, frames=None):
         """Y (B, 2, F, T), spk (B, E), frames (B, T) bool -> mask (B, 1, F, T)."""
         m = every_frame(Y, frames)[:, None, :].to(Y.dtype)  # (B, 1, T)
         h = torch.cat([Y, magnitude(Y)], dim=1)  # (B, 3, F, T) real, imag, magnitude
@@ -240,8 +239,7 @@ class Masker(nn.Module):
         h = self.bottleneck(h.flatten(1, 2)) * m  # (B, H, T)
         for block in self.blocks:
             h = block(h, spk, m)
-        mask = torch.sigmoid(self.out(h)).unsqueeze(1)  # (B, 1, F, T)
-        return (mask, torch.sigmoid(self.out_louder(h)).unsqueeze(1)) if louder else mask
+        return torch.sigmoid(self.out(h)).unsqueeze(1)  # (B, 1, F, T)
 
 # -----------------------------------------------------------------------------
 # stage 2: the velocity network, a DiT over time tokens
@@ -358,8 +356,6 @@ class Config:
     mask_layers: int = 2  # 2-D convs (the first two halve F); the TCN gives the time context
     mask_hidden: int = 64  # H per frame after the bottleneck
     mask_blocks: int = 8  # TCN blocks, dilations 1, 2, ... 128 frames
-    mask_louder: float = 0.0  # weight of a speaker-blind auxiliary mask of the louder source (training only)
-    film_zero: bool = True  # zero-initialised FiLM (identity at start); False: xavier, the embedding acts from step 0
     mask_wave_loss: float = 0.0  # ours, not the paper's: weight of -SI-SDR (dB) of M * Y's waveform; 0: MSE alone
     # stage 2 DiT
     patch: int = 4  # frames per token (32 ms)
@@ -404,7 +400,7 @@ class Mask2Flow(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        zero = [m.linear for m in self.modules() if isinstance(m, FiLM)] if self.cfg.film_zero else []
+        zero = [m.linear for m in self.modules() if isinstance(m, FiLM)]
         zero += [m.adaLN_modulation[-1] for m in self.modules() if isinstance(m, (DiTBlock, FinalLayer))]
         for m in zero + [self.dit.final.linear, self.dit.skip.gain]:
             nn.init.zeros_(m.weight)
@@ -459,16 +455,9 @@ class Mask2Flow(nn.Module):
         x1 = self.spec(target / scale) * frames[:, None, None, :]  # at the mixture's scale
         if stage == 1:
             spk = self.embed_speaker(ref, ref_lengths)
-            if self.cfg.mask_louder > 0:  # a speaker-blind task beside it: the louder of target and the rest
-                M, M_louder = self.masker(Y, spk, frames, louder=True)
-                rest = self.spec((mix - target) / scale) * frames[:, None, None, :]
-                target_louder = (x1.pow(2).sum((1, 2, 3)) >= rest.pow(2).sum((1, 2, 3)))[:, None, None, None]
-                louder = masked_mse(M_louder * Y, torch.where(target_louder, x1, rest), frames)
-            else:
-                M, louder = self.masker(Y, spk, frames), 0
-            xm = M * Y
+            xm = self.mask(Y, spk, frames)
             wave = self.wave_si_sdr(xm, x1, frames, lengths) if self.cfg.mask_wave_loss > 0 else 0
-            return masked_mse(xm, x1, frames) - self.cfg.mask_wave_loss * wave + self.cfg.mask_louder * louder
+            return masked_mse(xm, x1, frames) - self.cfg.mask_wave_loss * wave
         with torch.no_grad():
             spk = self.embed_speaker(ref, ref_lengths)
             x0 = self.start(Y, spk, frames)
