@@ -1,10 +1,13 @@
 """
 Real-time factors of extraction: each preset (untrained weights take the time trained ones do) and,
 with --ckpt, a trained model, at 0 (mask-only), 1 and more Euler steps, on the CPU and on CUDA.
+With --train, the cost of a stage-1 training step instead; with --curve, quality per CPU-hour.
 
     python bench.py                                    # every preset, cpu (and cuda when present)
     python bench.py --configs small paper --compile    # beside each, the same model under torch.compile
     python bench.py --ckpt runs/RUN/ckpt_best.pt --device cpu --repeats 9 -o runs/bench.json
+    OMP_NUM_THREADS=1 python bench.py --train --configs small --set spk_mels=64 --ckpt pretrained/demo.pt
+    python bench.py --curve runs/A runs/B --at 60 180  # dev SI-SDRi of each run at 60 and 180 CPU-minutes
 
 Every model extracts the same 4 s of noise with a 3 s reference, batch 1; the measurements of one
 device are taken in turn, round robin, after a warm-up, and the median is reported. Prints a table
@@ -13,6 +16,7 @@ and writes it as JSON (default <repo>/runs/bench.json).
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -24,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import RUNS, InputError, device_name, get_device, load_model, precision, row, run, steps_label
-from mask2flow import CONFIGS, Mask2Flow, count_parameters
+from common import (RUNS, InputError, device_name, get_device, load_model, precision, read_csv, row, run,
+                    steps_label)
+from mask2flow import CONFIGS, Config, Mask2Flow, count_parameters
 
 BENCH_SECONDS = 4.0  # length of the benchmark's input
 COMPILED_PARTS = ("spec", "wav", "embed_speaker", "masker", "dit")
@@ -95,6 +100,100 @@ def time_device(models, device, steps, args):
     return table
 
 
+def time_training(models, args):
+    """Median seconds of one stage-1 training step (forward, backward, AdamW) of each model, on a batch of
+    8 mixtures of 3 s with 4 s enrollments (noise: the time does not depend on the content), in turn."""
+    g = torch.Generator().manual_seed(0)
+    steps = {}
+    for label, model, _, _ in models:
+        rate = model.cfg.sample_rate
+        mix, target, ref = (0.1 * torch.randn(8, int(s * rate), generator=g) for s in (3.0, 3.0, 4.0))
+        model.train()
+        params = [p for part in (model.speaker, model.masker) for p in part.parameters()]
+        optimizer = torch.optim.AdamW(params, lr=1e-4)
+
+        def step(model=model, optimizer=optimizer, mix=mix, target=target, ref=ref):
+            loss = model(mix, target, ref, stage=1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        steps[label] = step
+    for step in steps.values():
+        step()  # warm-up
+    times = {label: [] for label in steps}
+    for _ in range(args.repeats):  # round robin, as time_device
+        for label, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[label].append(time.perf_counter() - t0)
+    return {label: float(np.median(t)) for label, t in times.items()}
+
+
+def bench_training(args):
+    """--train: the cost of a stage-1 training step of each preset (and --ckpt's recipe), side by side."""
+    fields = {f.name: f.type for f in dataclasses.fields(Config)}
+    changes = {}
+    for item in args.set or []:  # FIELD=VALUE, given to every preset
+        name, _, value = item.partition("=")
+        if name not in fields or not value:
+            raise InputError(f"--set {item}: expected FIELD=VALUE with a Config field ({', '.join(fields)})")
+        kind = type(getattr(Config(), name))
+        changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    label = lambda name: name + "".join(f" {k}={v}" for k, v in changes.items())
+    models = [(label(n), Mask2Flow(dataclasses.replace(CONFIGS[n], **changes)), False, None) for n in args.configs]
+    if args.ckpt:  # the recipe a trained model was trained with, from its saved config
+        models.append((Path(args.ckpt).resolve().parent.name + "/" + Path(args.ckpt).name,
+                       Mask2Flow(load_model(args.ckpt, torch.device("cpu"))[0].cfg), False, str(args.ckpt)))
+    seconds = time_training(models, args)
+    base = models[-1][0] if args.ckpt else models[0][0]  # the ratios are to it
+    print(f"\nstage-1 training step (batch 8 x 3 s, enrollment 4 s, fp32) on {device_name(torch.device('cpu'))}, "
+          f"median of {args.repeats} taken in turn after a warm-up\n")
+    print(row(["recipe", "stage-1 params (speaker)", "ms a step", f"/ {base}"]))
+    print(row(["---"] * 4))
+    rows = []
+    for label, model, _, ckpt in models:
+        n1, ns = count_parameters(model.masker) + count_parameters(model.speaker), count_parameters(model.speaker)
+        print(row([label, f"{n1 / 1e6:.2f}M ({ns / 1e3:.0f}k)", f"{1000 * seconds[label]:.0f}",
+                   f"{seconds[label] / seconds[base]:.2f}x"]))
+        rows.append({"recipe": label, "checkpoint": ckpt, "stage1_parameters": n1, "speaker_parameters": ns,
+                     "seconds": seconds[label]})
+    out = Path(args.output) if args.output else RUNS / "bench_train.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"what": "stage-1 training step", "threads": torch.get_num_threads(),
+                               "repeats": args.repeats, "platform": platform.platform(),
+                               "cpu": device_name(torch.device("cpu")), "torch": torch.__version__, "rows": rows},
+                              indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+def read_curve(path):
+    """A run's stage-1 dev SI-SDR improvement (dB) against its training CPU-minutes, from its log.csv."""
+    rows = [r for r in read_csv(path, ("stage", "dev_mask")) if r["stage"] == "1" and r.get("cpu_minutes")]
+    if not rows:
+        raise InputError(f"{path}: no stage-1 rows with cpu_minutes (a log of train.py's stage 1)")
+    return ([0.0] + [float(r["cpu_minutes"]) for r in rows],
+            [0.0] + [float(r["dev_mask"]) - float(r["dev_mixture"]) for r in rows])
+
+
+def bench_curves(args):
+    """--curve: quality per CPU-hour, each run's dev SI-SDRi read at the given CPU-minutes (interpolated)."""
+    curves = {}
+    for run_dir in args.curve:
+        path = Path(run_dir) / "log.csv" if Path(run_dir).is_dir() else Path(run_dir)
+        if not path.is_file():
+            raise InputError(f"{path} does not exist")
+        curves[str(run_dir)] = read_curve(path)
+    print(row(["run"] + [f"dev SI-SDRi at {m:g} CPU-min" for m in args.at]))
+    print(row(["---"] * (1 + len(args.at))))
+    for name, (minutes, gain) in curves.items():
+        print(row([name] + [f"{np.interp(m, minutes, gain):.2f} dB" if m <= minutes[-1] else "not reached"
+                            for m in args.at]))
+    if args.output:
+        Path(args.output).write_text(json.dumps({n: {"cpu_minutes": m, "dev_si_sdri": g}
+                                                 for n, (m, g) in curves.items()}, indent=2) + "\n")
+        print(f"\nwrote {args.output}")
+
+
 def bench(args):
     devices = ([torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
                if args.device == "auto" else [get_device(args.device)])
@@ -152,11 +251,18 @@ def main(argv=None):
                         "torch.compile (on cuda as CUDA graphs), side by side; compiling takes minutes")
     p.add_argument("--repeats", type=int, metavar="N", default=5,
                    help="timed runs per measurement, after one warm-up; the median is reported (default 5)")
+    p.add_argument("--train", action="store_true",
+                   help="instead: time a stage-1 training step of each preset (and --ckpt's recipe), side by side")
+    p.add_argument("--set", nargs="+", metavar="FIELD=VALUE", help="with --train: these Config fields of each preset")
+    p.add_argument("--curve", nargs="+", metavar="RUN",
+                   help="instead: quality per CPU-hour, the dev SI-SDRi of these runs' log.csv at --at CPU-minutes")
+    p.add_argument("--at", nargs="+", type=float, default=[60, 180], metavar="MIN",
+                   help="CPU-minutes at which --curve reads each run (default 60 180)")
     p.add_argument("-o", "--output", metavar="PATH", help="the JSON table (default <repo>/runs/bench.json)")
     args = p.parse_args(argv)
     if min(args.steps) < 1 or args.repeats < 1:
         p.error("--steps and --repeats must be at least 1")
-    return run(bench, args)
+    return run(bench_curves if args.curve else bench_training if args.train else bench, args)
 
 
 if __name__ == "__main__":

@@ -53,3 +53,28 @@ def test_bench_compile_and_bf16_reach_every_part(tmp_path, monkeypatch):
     rows = json.loads(out.read_text())["rows"]
     assert [(r["config"], r["compile"], r["bf16"]) for r in rows] == [("tiny", False, True),
                                                                      ("tiny, torch.compile", True, True)]
+
+
+def test_bench_train_times_a_step_of_each_recipe_side_by_side(tmp_path, ckpt, capsys):
+    """--train: one row a recipe (--set changes the presets' fields; --ckpt adds its recipe), ratios to --ckpt's."""
+    out = tmp_path / "train.json"
+    assert bench.main(["--train", "--configs", "tiny", "--set", "spk_mels=32", "spk_stride=2", "--ckpt", str(ckpt),
+                       "--repeats", "1", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["recipe"] for r in rows] == ["tiny spk_mels=32 spk_stride=2", f"{ckpt.parent.name}/{ckpt.name}"]
+    assert all(r["seconds"] > 0 for r in rows) and rows[0]["speaker_parameters"] < rows[1]["speaker_parameters"]
+    assert "1.00x" in capsys.readouterr().out
+    assert bench.main(["--train", "--configs", "tiny", "--set", "spk_mel=32", "-o", str(out)]) == 2  # no such field
+
+
+def test_bench_curve_reads_each_run_at_equal_cpu_minutes(tmp_path, capsys):
+    """--curve: dev SI-SDRi (mask minus mixture) interpolated at the CPU-minutes asked; past a run's end, said so."""
+    log = tmp_path / "run" / "log.csv"
+    log.parent.mkdir()
+    log.write_text("stage,step,train_loss,dev_mixture,dev_mask,dev_flow1,minutes,cpu_minutes\n"
+                   "1,100,0.1,0.5,1.5,1.5,20,10\n1,200,0.1,0.5,3.5,3.5,40,20\n2,0,0.1,0.5,3.5,3.5,1,1\n")
+    assert bench.main(["--curve", str(log.parent), "--at", "5", "15", "30", "-o", str(tmp_path / "c.json")]) == 0
+    text = capsys.readouterr().out
+    assert "0.50 dB" in text and "2.00 dB" in text and "not reached" in text
+    assert json.loads((tmp_path / "c.json").read_text())[str(log.parent)]["cpu_minutes"] == [0.0, 10.0, 20.0]
+    assert bench.main(["--curve", str(tmp_path / "none")]) == 2
