@@ -22,6 +22,13 @@ from test_data import make_librimix
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+@pytest.fixture(autouse=True)
+def without_recogniser(monkeypatch):
+    """WER and DNSMOS cost about a second per signal: tests/test_asr.py tests them, these tests leave them out."""
+    real = evaluation.heard_metrics
+    monkeypatch.setattr(evaluation, "heard_metrics", lambda sr, skip=(): real(sr, (*skip, "dnsmos", "wer")))
+
 # --- mean and interval ---
 
 
