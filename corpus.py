@@ -14,8 +14,11 @@ Four sources, two bands: LibriSpeech (once MP3) stops near 5.8 kHz, speechocean7
 are full band (to 8 kHz). Mixtures are made as LibriMix makes them (levels, clip protection, min
 mode, mix_both = mix_clean + noise), with coloured Gaussian noise where LibriMix has WHAM! noise.
 Utterance IDs are speaker-chapter-utterance, as LibriSpeech's; the speaker IDs are speech/'s.
+transcripts.csv holds what each English utterance of the fixed mixtures says (LibriSpeech's and
+speechocean762's own transcripts) and its length, for eval.py's word error rate.
 """
 import argparse
+import csv
 import json
 import shutil
 import sys
@@ -142,6 +145,48 @@ def write_mixture(job):
     return n, db("s1", "s2"), db("mix_clean", "noise")
 
 
+# -----------------------------------------------------------------------------
+# transcripts: the references of eval.py's word error rate
+
+
+def transcripts(speech=SPEECH):
+    """utterance ID -> what it says, for the sources that come with transcripts: LibriSpeech's
+    *.trans.txt and speechocean762's utterances.tsv (VCTK has none here; Common Voice is not English)."""
+    out = {}
+    for f in sorted((speech / "librispeech").glob("*/*/*.trans.txt")):
+        for line in f.read_text().splitlines():
+            utt, _, text = line.partition(" ")
+            out[utt] = text
+    table = speech / "speechocean762" / "utterances.tsv"
+    if table.is_file():
+        with open(table, newline="") as f:
+            for r in csv.DictReader(f, delimiter="\t"):  # speaker, utterance, text
+                out[f"{20000 + int(r['speaker'][7:])}-1-{r['utterance']}"] = r["text"]
+    return out
+
+
+def utterance_seconds(path):
+    return len(load_audio(path)) / SAMPLE_RATE
+
+
+def write_transcripts(out, speech=SPEECH, workers=2):
+    """out/transcripts.csv: utterance, seconds, text for every utterance with a transcript in the fixed
+    mixtures (dev, test, test-seen). Its length tells eval.py whether min mode cut the utterance short."""
+    mode_dir = Path(out) / "Libri2Mix" / "wav16k" / "min"
+    used = sorted({u for f in sorted(mode_dir.glob("metadata/mixture_*_mix_clean.csv")) if "train" not in f.name
+                   for r in read_csv(f, ("mixture_ID",)) for u in r["mixture_ID"].split("_")})
+    texts = transcripts(Path(speech))
+    _, files = real_speech(Path(speech))
+    used = [u for u in used if u in texts]
+    with Pool(max(1, workers)) as pool:
+        seconds = pool.map(utterance_seconds, [files[u] for u in used], chunksize=16)
+    if not used:
+        return print(f"no utterance of {out}'s mixtures has a transcript: WER will be against Whisper's own")
+    write_csv(Path(out) / "transcripts.csv", [dict(utterance=u, seconds=round(s, 4), text=texts[u])
+                                              for u, s in zip(used, seconds)])
+    print(f"wrote {Path(out) / 'transcripts.csv'}: {len(used)} utterances with a transcript")
+
+
 def build_demo(out="data/demo", sizes=SIZES, seed=0, workers=2, force=False, speech=SPEECH):
     """Build the demo corpus in the LibriMix layout (wav16k/min) and print a summary. A complete
     corpus is kept (force rebuilds it); any other folder at out is never written into."""
@@ -149,12 +194,14 @@ def build_demo(out="data/demo", sizes=SIZES, seed=0, workers=2, force=False, spe
     if (out / "build.json").is_file() and not force:
         built = json.loads((out / "build.json").read_text())["sizes"]
         print(f"{out} is complete ({', '.join(f'{k} {v}' for k, v in built.items())} mixtures); --force rebuilds it")
+        if not (out / "transcripts.csv").is_file():  # built before the corpus carried its transcripts
+            write_transcripts(out, speech, workers)
         return
     if out.is_dir() and any(out.iterdir()) and not (out / "Libri2Mix").is_dir():
         raise DataError(f"{out} exists and is not a demo corpus built by corpus.py; choose another --out")
     speakers, files = real_speech(Path(speech))
     train, mixtures = plan(speakers, files, {k: v for k, v in sizes.items() if v > 0}, seed)
-    for p in (out / "Libri2Mix", out / "build.json"):  # a previous or interrupted build
+    for p in (out / "Libri2Mix", out / "build.json", out / "transcripts.csv"):  # a previous or interrupted build
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     mode_dir = (out / "Libri2Mix" / "wav16k" / "min").resolve()
     (mode_dir / "metadata").mkdir(parents=True)
@@ -203,6 +250,7 @@ def build_demo(out="data/demo", sizes=SIZES, seed=0, workers=2, force=False, spe
     used = {speaker_of(u) for u in train} | {speaker_of(u) for m in mixtures.values() for x in m
                                              for u in x["mixture_ID"].split("_")}
     write_csv(out / "speakers.csv", [r for s, r in speakers.items() if s in used])
+    write_transcripts(out, speech, workers)
     (out / "build.json").write_text(json.dumps(dict(sizes=sizes, seed=seed, summary=summary), indent=1))
     print(f"built {out} in {time.time() - t0:.0f} s")
 

@@ -108,6 +108,9 @@ def small_speech(tmp_path_factory, speech):
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(p, dst)
     data.write_csv(out / "speakers.csv", pick)
+    for f in [*(corpus.SPEECH / "librispeech").glob("*/*/*.trans.txt"), corpus.SPEECH / "speechocean762" / "utterances.tsv"]:
+        if (out / f.relative_to(corpus.SPEECH)).parent.is_dir():  # the transcripts of the sources copied
+            shutil.copy(f, out / f.relative_to(corpus.SPEECH))
     return out
 
 
@@ -136,9 +139,23 @@ def test_demo_corpus(tmp_path, small_speech, monkeypatch):
     assert pool[0]["mix"].shape == pool[0]["target"].shape
     with pytest.raises(DataError, match="--dynamic-mix"):
         LibriMix(out, "train-100")
+    # what the English utterances of the fixed mixtures say, and how long each is whole
+    said = {r["utterance"]: r for r in data.read_csv(out / "transcripts.csv", ("utterance", "seconds", "text"))}
+    used = {u for split in sizes for m in LibriMix(out, split, segment=None).mixtures for u in m[3]}
+    sources = {u: speakers[data.speaker_of(u)]["source"] for u in used}
+    assert set(said) == {u for u, src in sources.items() if src in ("librispeech", "speechocean762")}
+    texts = corpus.transcripts(small_speech)
+    for u, r in said.items():
+        assert r["text"] == texts[u] and r["text"].isupper()
+    _, files = corpus.real_speech(small_speech)
+    u = next(iter(said))
+    assert float(said[u]["seconds"]) == pytest.approx(len(data.load_audio(files[u])) / 16000, abs=1e-4)
     before = sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*"))
     corpus.build_demo(out, sizes, speech=small_speech)  # complete: kept as it is
     assert sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+    (out / "transcripts.csv").unlink()  # a corpus built before it carried transcripts: only they are added
+    corpus.build_demo(out, sizes, speech=small_speech)
+    assert {r["utterance"] for r in data.read_csv(out / "transcripts.csv")} == set(said)
 
 
 def test_builder_refuses_foreign_folders_and_broken_speech(tmp_path, small_speech):

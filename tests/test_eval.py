@@ -18,6 +18,13 @@ from test_data import make_librimix
 from test_sample import voice
 
 
+
+@pytest.fixture(autouse=True)
+def without_recogniser(monkeypatch):
+    """WER and DNSMOS cost about a second per signal: tests/test_asr.py tests them, these tests leave them out."""
+    real = evaluation.heard_metrics
+    monkeypatch.setattr(evaluation, "heard_metrics", lambda sr, skip=(): real(sr, (*skip, "dnsmos", "wer")))
+
 # --- mean and interval ---
 
 
