@@ -78,6 +78,7 @@ def normalize(text):
     text = "".join(c for c in text if not unicodedata.combining(c)).replace("\u2019", "'").replace("\u2018", "'")
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 -> 1000
     text = re.sub(r"\$(\d+(?:\.\d+)?)", r"\1 dollars", text).replace("%", " percent").replace("&", " and ")
+    text = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])(?!(?:st|nd|rd|th|s)(?![a-z0-9]))", " ", text)  # b12 -> b 12
     text = re.sub(r"(\d+)(\.\d+)?(st|nd|rd|th|s)?(?![a-z0-9])", say_number, text)
     words = (w.strip("'") for w in re.sub(r"[^a-z0-9']+", " ", text).split())
     return [ABBREVIATIONS.get(w, w) for w in words if w]
