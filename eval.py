@@ -21,7 +21,6 @@ import math
 import platform
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +57,9 @@ LOWER_IS_BETTER = {"level_db", "wer"}  # the target absent: the right output is 
 
 
 def optional_metrics(sr):
-    """PESQ (wide band), ESTOI and speaker similarity from the packages of requirements-eval.txt:
-    name -> fn(est, target), or None where the package is missing. The speaker encoder is
-    resemblyzer's pretrained one (bundled weights), independent of the encoder we train."""
-    fns = {"pesq": None, "estoi": None, "spk_sim": None}
+    """PESQ (wide band) and ESTOI from the packages of requirements-eval.txt: name -> fn(est, target), or
+    None where the package is missing. Speaker similarity, DNSMOS and WER score whole batches: asr.py."""
+    fns = {"pesq": None, "estoi": None}
     try:
         from pesq import pesq
         fns["pesq"] = lambda est, target: pesq(sr, target, est, "wb")
@@ -72,29 +70,7 @@ def optional_metrics(sr):
         fns["estoi"] = lambda est, target: stoi(target, est, sr, extended=True)
     except ImportError:
         pass
-    embed = resemblyzer_embedding(sr)
-    if embed is not None:
-        last = {}  # the target's embedding, computed once for all the systems compared on it
-
-        def spk_sim(est, target):
-            if last.get("target") is not target:
-                last.update(target=target, embedding=embed(target))
-            return embed(est) @ last["embedding"]  # cosine
-        fns["spk_sim"] = spk_sim
     return fns
-
-
-def resemblyzer_embedding(sr):
-    """wav (numpy) -> resemblyzer's unit-norm speaker embedding (pretrained, bundled weights), or None
-    when it is not installed or its weights cannot be loaded."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
-            from resemblyzer import VoiceEncoder, preprocess_wav
-        encoder = VoiceEncoder("cpu", verbose=False)
-    except (ImportError, OSError, RuntimeError):
-        return None
-    return lambda wav: encoder.embed_utterance(preprocess_wav(wav, source_sr=sr))
 
 
 def safe(fn, *args):
@@ -351,8 +327,7 @@ def evaluate(args):
     mix_type = "noisy" if args.noisy else "clean"
     out_dir = Path(args.output) if args.output else ckpt_path.parent
     listeners = heard_metrics(model.cfg.sample_rate, args.skip)  # batched: speaker embedding, DNSMOS, Whisper
-    fns = {key: fn for key, fn in optional_metrics(model.cfg.sample_rate).items()
-           if key not in args.skip and not (key == "spk_sim" and listeners["spk_sim"])}
+    fns = {key: fn for key, fn in optional_metrics(model.cfg.sample_rate).items() if key not in args.skip}
     have = {key for key, fn in {**fns, **listeners}.items() if fn}
     package = lambda key: "dnsmos" if key.startswith("dnsmos") else key  # the part of requirements-eval.txt
     missing = {key: SKIPPED if package(key) in args.skip else NOT_INSTALLED
