@@ -266,8 +266,8 @@ def score_split(model, dataset, n, systems, fns, args, listeners={}, references=
     scale = wer_scale(texts)  # word errors -> per-example values whose mean is the WER (%)
     for by_metric in (*scores.values(), clean):
         for key in HEARD:
-            by_metric[key] = [None if v is None or not math.isfinite(v * (scale if key == "wer" else 1))
-                              else round(v * (scale if key == "wer" else 1), 4) for v in by_metric.get(key, [])]
+            values = [None if v is None else v * (scale if key == "wer" else 1) for v in by_metric.get(key, [])]
+            by_metric[key] = [round(v, 4) if v is not None and math.isfinite(v) else None for v in values]
     return scores, clean, texts, examples, t_model
 
 
