@@ -131,19 +131,22 @@ def time_training(models, args):
 
 def bench_training(args):
     """--train: the cost of a stage-1 training step of each preset (and --ckpt's recipe), side by side."""
-    fields = {f.name: f.type for f in dataclasses.fields(Config)}
+    defaults = dataclasses.asdict(Config())  # each field's type is its default's
     changes = {}
     for item in args.set or []:  # FIELD=VALUE, given to every preset
         name, _, value = item.partition("=")
-        if name not in fields or not value:
-            raise InputError(f"--set {item}: expected FIELD=VALUE with a Config field ({', '.join(fields)})")
-        kind = type(getattr(Config(), name))
-        changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        kind = type(defaults.get(name))
+        try:
+            if name not in defaults or not value:
+                raise ValueError
+            changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            raise InputError(f"--set {item}: expected FIELD=VALUE, a Config field ({', '.join(defaults)})") from None
     label = lambda name: name + "".join(f" {k}={v}" for k, v in changes.items())
     models = [(label(n), Mask2Flow(dataclasses.replace(CONFIGS[n], **changes)), False, None) for n in args.configs]
     if args.ckpt:  # the recipe a trained model was trained with, from its saved config
         models.append((Path(args.ckpt).resolve().parent.name + "/" + Path(args.ckpt).name,
-                       Mask2Flow(load_model(args.ckpt, torch.device("cpu"))[0].cfg), False, str(args.ckpt)))
+                       load_model(args.ckpt, torch.device("cpu"))[0], False, str(args.ckpt)))  # from its weights
     seconds = time_training(models, args)
     base = models[-1][0] if args.ckpt else models[0][0]  # the ratios are to it
     print(f"\nstage-1 training step (batch 8 x 3 s, enrollment 4 s, fp32) on {device_name(torch.device('cpu'))}, "

@@ -65,6 +65,7 @@ def test_bench_train_times_a_step_of_each_recipe_side_by_side(tmp_path, ckpt, ca
     assert all(r["seconds"] > 0 for r in rows) and rows[0]["speaker_parameters"] < rows[1]["speaker_parameters"]
     assert "1.00x" in capsys.readouterr().out
     assert bench.main(["--train", "--configs", "tiny", "--set", "spk_mel=32", "-o", str(out)]) == 2  # no such field
+    assert bench.main(["--train", "--configs", "tiny", "--set", "spk_mels=many", "-o", str(out)]) == 2  # not an int
 
 
 def test_bench_curve_reads_each_run_at_equal_cpu_minutes(tmp_path, capsys):
